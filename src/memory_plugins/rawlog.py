@@ -1,0 +1,126 @@
+"""The raw log: every observed turn, lossless, append-only, hash-chained per user.
+
+All functions take an open LMDB transaction from ``Store`` so that the log and
+the working set change together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from .errors import CorruptionError
+from .frames import ZERO_HASH, Turn, decode_frame, encode_frame, frame_hash, read_header
+from .storage import Store, pack_u64, unpack_u64, user_key
+
+__all__ = ["BrokenFrame", "VerifyReport", "append", "get_turn", "iter_user_turns", "verify"]
+
+_CHAIN = struct.Struct(">Q16sQ")  # last seq, last frame hash, number of frames
+
+
+def append(store: Store, txn: Any, turn: Turn) -> Turn:
+    """Append ``turn`` (its id is assigned here) and return it with its id."""
+    dbs = store.dbs
+    with txn.cursor(db=dbs["turns"]) as cur:
+        seq = unpack_u64(cur.key()) + 1 if cur.last() else 1
+    turn = dataclasses.replace(turn, id=seq)
+    ukey = user_key(turn.user_id)
+    head = txn.get(ukey, db=dbs["chains"])
+    prev, count = (ZERO_HASH, 0) if head is None else (_CHAIN.unpack(head)[1], _CHAIN.unpack(head)[2])
+    frame = encode_frame(turn, prev)
+    txn.put(pack_u64(seq), frame, db=dbs["turns"], append=True)
+    txn.put(ukey, pack_u64(seq), db=dbs["user_turns"], dupdata=True)
+    txn.put(ukey, _CHAIN.pack(seq, frame_hash(frame), count + 1), db=dbs["chains"])
+    return turn
+
+
+def get_turn(store: Store, txn: Any, seq: int) -> Turn | None:
+    raw = txn.get(pack_u64(seq), db=store.dbs["turns"])
+    return None if raw is None else decode_frame(bytes(raw))
+
+
+def iter_user_turns(store: Store, txn: Any, user_id: str, *, reverse: bool = False,
+                    after: int = 0) -> Iterator[Turn]:
+    """A user's turns in log order (or newest first), checked against the user id."""
+    ukey = user_key(user_id)
+    with txn.cursor(db=store.dbs["user_turns"]) as cur:
+        if not cur.set_key(ukey):
+            return
+        if reverse:
+            cur.last_dup()
+            seqs = cur.iterprev_dup(keys=False)
+        else:
+            if after and not cur.set_range_dup(ukey, pack_u64(after + 1)):
+                return
+            seqs = cur.iternext_dup(keys=False)
+        for raw_seq in seqs:
+            turn = get_turn(store, txn, unpack_u64(raw_seq))
+            if turn is None:
+                raise CorruptionError(f"turn {unpack_u64(raw_seq)} is indexed but missing",
+                                      seq=unpack_u64(raw_seq))
+            if turn.user_id == user_id:  # a BLAKE2b collision must not leak data
+                yield turn
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BrokenFrame:
+    seq: int
+    user_id: str | None  # None when the frame itself cannot be decoded
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What ``verify()`` found. ``first_broken`` is the earliest bad frame, if any."""
+
+    ok: bool
+    frames: int
+    users: int
+    first_broken: BrokenFrame | None
+    problems: tuple[BrokenFrame, ...]
+
+
+def verify(store: Store, txn: Any, *, max_problems: int = 100) -> VerifyReport:
+    """Walk every frame once, checking CRCs and each user's hash chain and head."""
+    dbs = store.dbs
+    last: dict[bytes, tuple[int, bytes, int, str]] = {}  # user_key -> seq, hash, count, id
+    problems: list[BrokenFrame] = []
+    frames = 0
+    with txn.cursor(db=dbs["turns"]) as cur:
+        for key, value in cur:
+            frames += 1
+            seq, frame = unpack_u64(key), bytes(value)
+            try:
+                if read_header(frame)[0] != seq:
+                    raise CorruptionError(f"frame stored under turn {seq} says it is another")
+                turn = decode_frame(frame)
+            except CorruptionError as exc:
+                problems.append(BrokenFrame(seq, None, str(exc)))
+                continue
+            ukey = user_key(turn.user_id)
+            prev_seq, prev_hash, count, _uid = last.get(ukey, (0, ZERO_HASH, 0, turn.user_id))
+            if read_header(frame)[1] != prev_hash:
+                # Named at the frame where the chain breaks: either it or the frame
+                # it should link to was altered (an undecodable frame in between
+                # has already been reported at its own, earlier, seq).
+                problems.append(BrokenFrame(
+                    seq, turn.user_id,
+                    f"hash chain broken: frame {seq} does not link to frame {prev_seq}"
+                    if prev_seq else f"frame {seq} is the user's first but links to another"))
+            last[ukey] = (seq, frame_hash(frame), count + 1, turn.user_id)
+    with txn.cursor(db=dbs["chains"]) as cur:
+        heads = {bytes(k): _CHAIN.unpack(bytes(v)) for k, v in cur}
+    for ukey, (seq, digest, count, uid) in last.items():
+        head = heads.pop(ukey, None)
+        if head is None or head[0] != seq or head[1] != digest:
+            problems.append(BrokenFrame(seq, uid, "chain head does not match the last frame"))
+        elif head[2] != count or txn.get(ukey, db=dbs["user_turns"]) is None:
+            problems.append(BrokenFrame(seq, uid, f"chain counts {head[2]} frames, log has {count}"))
+    for head in heads.values():
+        problems.append(BrokenFrame(head[0], None, "chain head names a frame the log lacks"))
+    problems.sort(key=lambda p: p.seq)
+    return VerifyReport(ok=not problems, frames=frames, users=len(last),
+                        first_broken=problems[0] if problems else None,
+                        problems=tuple(problems[:max_problems]))

@@ -1,0 +1,179 @@
+"""The LMDB environment behind a store: its sub-databases, keys and transactions.
+
+One environment holds the raw log and the working set, so that a turn and the
+units extracted from it commit in one transaction: after a crash the working
+set never refers to a turn the log lacks. LMDB gives one writer and many
+readers across processes; the map grows by doubling when it fills.
+
+User ids never become file or key material as given: a user's key is the
+BLAKE2b-128 of the id, and records carry the id itself so that readers can
+check ownership (a hash collision can never leak one user's data to another).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from .errors import StorageError, StoreClosedError, StoreLockedError, ValidationError
+
+__all__ = ["Store", "pack_u64", "term_key", "unpack_u64", "user_key"]
+
+T = TypeVar("T")
+STORE_FORMAT = b"1"
+_U64 = struct.Struct(">Q")
+
+# name -> (dupsort, dupfixed). Keys are big-endian so LMDB's byte order is numeric order.
+DATABASES: dict[str, tuple[bool, bool]] = {
+    "meta": (False, False),  # b"format", b"settings"
+    "turns": (False, False),  # seq -> frame
+    "user_turns": (True, True),  # user_key -> seq (dups, sorted)
+    "chains": (False, False),  # user_key -> last seq, last hash, turn count
+    "users": (False, False),  # user_key -> per-user working-set state
+    "units": (False, False),  # user_key + unit_id -> unit record
+    "due": (False, False),  # user_key + due time + unit_id -> b"": next degradation
+    "expiry": (False, False),  # user_key + forget time + unit_id -> b"": weakest first
+    "fingerprints": (False, False),  # user_key + text hash -> unit_id: dedup
+    "mentions": (True, True),  # user_key + term hash -> unit_id + origin: restore index
+    "tombstones": (False, False),  # user_key + unit_id -> deletion record
+    "history": (False, False),  # user_key + unit_id + seq -> ADD/UPDATE/DELETE event
+}
+
+
+def pack_u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def unpack_u64(b: bytes, offset: int = 0) -> int:
+    return int(_U64.unpack_from(b, offset)[0])
+
+
+def user_key(user_id: str) -> bytes:
+    return hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def term_key(term: str) -> bytes:
+    return hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def pack_time(ts: float) -> bytes:
+    """A sortable 8-byte time key (microseconds, offset so negatives sort first)."""
+    micros = round(ts * 1_000_000) + (1 << 63)
+    return _U64.pack(min(max(micros, 0), (1 << 64) - 1))
+
+
+class Store:
+    """An open LMDB environment with this library's sub-databases."""
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool, map_size: int,
+                 flush_interval_ms: int) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValidationError(f"store path {str(self.path)!r} exists and is not a directory")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.env = lmdb.open(
+                str(self.path), map_size=map_size, max_dbs=len(DATABASES) + 2,
+                sync=durable, metasync=durable, readahead=False, max_readers=254,
+            )
+        except lmdb.LockError as exc:
+            raise StoreLockedError(f"store {str(self.path)!r} is locked: {exc}") from exc
+        except (lmdb.Error, OSError) as exc:
+            raise StorageError(f"cannot open store {str(self.path)!r}: {exc}") from exc
+        self.durable = durable
+        self.flush_interval = flush_interval_ms / 1000.0
+        self._last_flush = time.monotonic()
+        self._write_lock = threading.Lock()
+        self.closed = False
+        self.dbs: dict[str, Any] = {}
+        with self.env.begin(write=True) as txn:
+            for name, (dupsort, dupfixed) in DATABASES.items():
+                self.dbs[name] = self.env.open_db(name.encode(), txn=txn, dupsort=dupsort,
+                                                  dupfixed=dupfixed)
+            meta = self.dbs["meta"]
+            fmt = txn.get(b"format", db=meta)
+            if fmt is None:
+                txn.put(b"format", STORE_FORMAT, db=meta)
+            elif fmt != STORE_FORMAT:
+                raise StorageError(
+                    f"store {str(self.path)!r} has format {fmt!r}, this release reads "
+                    f"{STORE_FORMAT!r}; export it with the release that wrote it"
+                )
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreClosedError("this MemoryEngine is closed; open a new one")
+
+    def write(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(txn)`` in one write transaction, committed durably.
+
+        ``fn`` may run more than once (after the map is grown), so it must not
+        have side effects outside the transaction before it returns.
+        """
+        self._check_open()
+        with self._write_lock:
+            for _attempt in range(40):
+                try:
+                    with self.env.begin(write=True) as txn:
+                        result = fn(txn)
+                    break
+                except lmdb.MapFullError:
+                    self.env.set_mapsize(self.env.info()["map_size"] * 2)
+                except lmdb.MapResizedError:
+                    self.env.set_mapsize(0)  # another process grew it: adopt its size
+                except lmdb.Error as exc:
+                    raise StorageError(f"write to {str(self.path)!r} failed: {exc}") from exc
+            else:
+                raise StorageError(f"store {str(self.path)!r} cannot grow its map further")
+            if not self.durable and time.monotonic() - self._last_flush >= self.flush_interval:
+                self.flush()
+            return result
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        """A read-only snapshot; readers never block the writer or each other."""
+        self._check_open()
+        try:
+            try:
+                txn = self.env.begin(write=False)
+            except lmdb.MapResizedError:
+                self.env.set_mapsize(0)  # another process grew the map
+                txn = self.env.begin(write=False)
+        except lmdb.Error as exc:
+            raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
+        try:
+            yield txn
+        except lmdb.Error as exc:
+            raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
+        finally:
+            txn.abort()
+
+    def flush(self) -> None:
+        try:
+            self.env.sync(True)
+        except lmdb.Error as exc:
+            raise StorageError(f"fsync of {str(self.path)!r} failed: {exc}") from exc
+        self._last_flush = time.monotonic()
+
+    def used_bytes(self) -> int:
+        """Bytes of the data file in use (LMDB's high-water mark of pages)."""
+        info = self.env.info()
+        return int((info["last_pgno"] + 1) * self.env.stat()["psize"])
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        with self._write_lock:
+            if not self.durable:
+                self.env.sync(True)
+            self.env.close()
+            self.closed = True

@@ -1,0 +1,484 @@
+"""The working set: each user's bounded set of memory units, and how it changes.
+
+Every function here runs inside one LMDB write (or read) transaction. The work
+done per observed turn is bounded by settings, never by the log's length:
+
+* new units: at most ``max_units_per_turn``;
+* reinforcement by mention: at most ``restore_per_turn`` units;
+* scheduled degradation: at most ``decay_steps_per_turn`` units, taken from the
+  ``due`` index in order of when they leave their level (no scan);
+* capacity: the weakest units (soonest forgotten, from the ``expiry`` index)
+  degrade, then go, until the user is back under ``warm_units`` and
+  ``working_set_tokens``.
+
+Conversation time drives decay: "now" for a user is the latest timestamp seen
+for that user, so replayed or simulated conversations decay as they would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from . import rawlog
+from .extract import Extracted, TurnAnalysis, analyze_turn, extract_span, fingerprint
+from .frames import Turn
+from .settings import Settings
+from .storage import Store, pack_time, pack_u64, term_key, unpack_u64, user_key
+from .units import GONE, MemoryUnit, estimate_tokens
+
+__all__ = ["Changes", "UserState", "WorkingSet"]
+
+_MENTION = struct.Struct(">QQII")  # unit id, origin turn, span start, span end
+MAX_SOURCES = 16  # a unit said many times keeps its latest 16 source turns
+
+
+@dataclasses.dataclass(slots=True)
+class UserState:
+    """Per-user counters, so stats and capacity checks never scan."""
+
+    user_id: str
+    now: float  # latest conversation time seen for this user
+    levels: list[int]  # units at each level 0..3
+    tokens: int  # estimated tokens of all units' current forms
+    version: int = 0  # bumped by every write: tells a process its RAM cache is stale
+
+    @property
+    def units(self) -> int:
+        return sum(self.levels)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps([self.user_id, self.now, self.levels, self.tokens, self.version],
+                          ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> UserState:
+        uid, now, levels, tokens, version = json.loads(raw.decode("utf-8", "surrogatepass"))
+        return cls(uid, now, levels, tokens, version)
+
+
+@dataclasses.dataclass(slots=True)
+class Changes:
+    """What one write did, for callers, events and the RAM cache (applied after commit)."""
+
+    added: list[MemoryUnit] = dataclasses.field(default_factory=list)
+    reinforced: list[MemoryUnit] = dataclasses.field(default_factory=list)
+    restored: list[MemoryUnit] = dataclasses.field(default_factory=list)  # back to verbatim
+    degraded: list[MemoryUnit] = dataclasses.field(default_factory=list)
+    forgotten: list[int] = dataclasses.field(default_factory=list)
+
+    def touched(self) -> Iterator[MemoryUnit]:
+        yield from self.added
+        yield from self.reinforced
+        yield from self.degraded
+
+
+def unit_key(ukey: bytes, unit_id: int) -> bytes:
+    return ukey + pack_u64(unit_id)
+
+
+def when_of(turn: Turn) -> dt.datetime:
+    return turn.datetime
+
+
+class WorkingSet:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.s = settings
+        self.db = store.dbs
+
+    # -- reading ----------------------------------------------------------------
+
+    def state(self, txn: Any, user_id: str) -> UserState:
+        raw = txn.get(user_key(user_id), db=self.db["users"])
+        if raw is None:
+            return UserState(user_id, -math.inf, [0, 0, 0, 0], 0)
+        return UserState.from_bytes(bytes(raw))
+
+    def load(self, txn: Any, user_id: str, unit_id: int) -> MemoryUnit | None:
+        raw = txn.get(unit_key(user_key(user_id), unit_id), db=self.db["units"])
+        if raw is None:
+            return None
+        unit = MemoryUnit.from_record(unit_id, bytes(raw))
+        return unit if unit.user_id == user_id else None
+
+    def iter_units(self, txn: Any, user_id: str) -> Iterator[MemoryUnit]:
+        ukey = user_key(user_id)
+        with txn.cursor(db=self.db["units"]) as cur:
+            if not cur.set_range(ukey):
+                return
+            for key, raw in cur:
+                if key[:16] != ukey:
+                    return
+                unit = MemoryUnit.from_record(unpack_u64(key, 16), bytes(raw))
+                if unit.user_id == user_id:
+                    yield unit
+
+    def original_text(self, txn: Any, origin: Turn, unit_id: int) -> str | None:
+        """The sentence a unit was created from (its first, pre-update form)."""
+        if origin.role == "memory":
+            return origin.text
+        for ex in self._analyze(origin).units:
+            if ex.index == unit_id & 0xFF:
+                return ex.text
+        return None
+
+    def _analyze(self, turn: Turn) -> TurnAnalysis:
+        return analyze_turn(turn.text, role=turn.role, speaker=turn.speaker, when=when_of(turn),
+                            max_units=self.s.max_units_per_turn, max_chars=self.s.max_unit_chars)
+
+    def is_deleted(self, txn: Any, user_id: str, unit_id: int) -> bool:
+        return txn.get(unit_key(user_key(user_id), unit_id), db=self.db["tombstones"]) is not None
+
+    # -- the write path ---------------------------------------------------------
+
+    def ingest(self, txn: Any, turn: Turn) -> Changes:
+        """Add a logged turn's units, reinforce what it mentions, decay, enforce capacity."""
+        ch = Changes()
+        st = self.state(txn, turn.user_id)
+        now = st.now = max(st.now, turn.timestamp)
+        analysis = self._analyze(turn)
+        fresh: set[int] = set()
+        for ex in analysis.units:
+            unit_id = turn.id << 8 | ex.index
+            dup = self._duplicate_of(txn, turn.user_id, ex.text)
+            if dup is not None:
+                self._reinforce(txn, st, dup, now, ch, source=turn.id)
+                fresh.add(dup.id)
+                continue
+            unit = self._new_unit(turn, ex, now)
+            self._insert(txn, st, unit)
+            self._index_mentions(txn, unit)
+            ch.added.append(unit)
+            fresh.add(unit_id)
+        self.reinforce_terms(txn, st, analysis.mentions, now, ch, skip=fresh, source=turn.id)
+        self._decay(txn, st, now, ch)
+        self._enforce_capacity(txn, st, ch)
+        self._save_state(txn, st)
+        return ch
+
+    def add_explicit(self, txn: Any, turn: Turn, kind: str | None,
+                     metadata: dict[str, Any] | None) -> tuple[MemoryUnit, Changes]:
+        """One unit for the whole text of an explicit ``add`` (logged as ``turn``)."""
+        ch = Changes()
+        st = self.state(txn, turn.user_id)
+        now = st.now = max(st.now, turn.timestamp)
+        unit = self._new_unit(turn, self._explicit_extract(turn, kind), now)
+        unit = dataclasses.replace(unit, metadata=metadata)
+        self._insert(txn, st, unit)
+        self._index_mentions(txn, unit)
+        ch.added.append(unit)
+        self._enforce_capacity(txn, st, ch)
+        self._save_state(txn, st)
+        return unit, ch
+
+    def update_explicit(self, txn: Any, unit: MemoryUnit, turn: Turn,
+                        metadata: dict[str, Any] | None) -> tuple[MemoryUnit, Changes]:
+        """Replace a unit's content with ``turn``'s text, keeping its id and strength."""
+        ch = Changes()
+        st = self.state(txn, unit.user_id)
+        now = st.now = max(st.now, turn.timestamp)
+        ex = self._explicit_extract(turn, unit.type)
+        self._remove(txn, st, unit)
+        new = dataclasses.replace(
+            self._new_unit(turn, ex, now), id=unit.id, created_at=unit.created_at,
+            stability_days=unit.stability_days, reinforcements=unit.reinforcements,
+            access_count=unit.access_count,
+            sources=(*unit.sources, turn.id)[-MAX_SOURCES:],
+            metadata=metadata if metadata is not None else unit.metadata)
+        self._insert(txn, st, new)
+        self._index_mentions(txn, new)
+        ch.reinforced.append(new)
+        self._enforce_capacity(txn, st, ch)
+        self._save_state(txn, st)
+        return new, ch
+
+    def delete(self, txn: Any, user_id: str, unit_id: int, record: dict[str, Any]) -> Changes:
+        ch = Changes()
+        st = self.state(txn, user_id)
+        unit = self.load(txn, user_id, unit_id)
+        if unit is not None:
+            self._remove(txn, st, unit)
+            ch.forgotten.append(unit_id)
+            self._save_state(txn, st)
+        txn.put(unit_key(user_key(user_id), unit_id), json.dumps(record).encode(),
+                db=self.db["tombstones"])
+        return ch
+
+    def reinforce_ids(self, txn: Any, user_id: str, unit_ids: list[int],
+                      access: bool = True) -> Changes:
+        """Reinforce units by id (retrieval); forgotten ones come back from the log."""
+        ch = Changes()
+        st = self.state(txn, user_id)
+        for unit_id in unit_ids:
+            unit = self.load(txn, user_id, unit_id)
+            if unit is None:
+                unit = self._restore_by_id(txn, st, user_id, unit_id)
+            if unit is not None:
+                self._reinforce(txn, st, unit, st.now, ch, access=access)
+        self._enforce_capacity(txn, st, ch)
+        self._save_state(txn, st)
+        return ch
+
+    def reinforce_terms(self, txn: Any, st: UserState, terms: tuple[str, ...], now: float,
+                        ch: Changes, *, skip: set[int], source: int | None) -> None:
+        """Mentioned again: reinforce the newest units carrying each term."""
+        budget = self.s.restore_per_turn
+        ukey = user_key(st.user_id)
+        done = set(skip)
+        with txn.cursor(db=self.db["mentions"]) as cur:
+            for term in terms:
+                if budget <= 0:
+                    return
+                if not cur.set_key(ukey + term_key(term)):
+                    continue
+                if cur.count() > self.s.common_term_limit:
+                    continue  # said everywhere: not a specific mention
+                cur.last_dup()
+                hits: list[tuple[int, int, int, int]] = []
+                for raw in cur.iterprev_dup(keys=False):
+                    uid, origin, start, end = _MENTION.unpack(bytes(raw))
+                    if uid in done or any(h[0] == uid for h in hits):
+                        continue
+                    hits.append((uid, origin, start, end))
+                    if len(hits) >= budget:
+                        break
+                for uid, origin, start, end in hits:
+                    done.add(uid)
+                    unit = self.load(txn, st.user_id, uid)
+                    if unit is None:
+                        unit = self._restore(txn, st, uid, origin, start, end)
+                    if unit is not None:
+                        self._reinforce(txn, st, unit, now, ch, source=source, access=False)
+                        budget -= 1
+
+    # -- internals ----------------------------------------------------------------
+
+    def _explicit_extract(self, turn: Turn, kind: str | None) -> Extracted:
+        text = turn.text
+        ex = extract_span(text, 0, len(text), index=0, role=turn.role, speaker=turn.speaker,
+                          when=when_of(turn))
+        if ex is None:  # a question or a single word: keep it as a plain note
+            ex = Extracted(index=0, start=0, end=len(text), text=text, type="semantic",
+                           subject="user", relation="note", value=" ".join(text.split()[:6]),
+                           terms=(), importance=1.0)
+        if kind is not None:
+            ex = dataclasses.replace(ex, type=kind)
+        return dataclasses.replace(ex, start=0, end=len(text), text=text)
+
+    def _new_unit(self, turn: Turn, ex: Extracted, now: float) -> MemoryUnit:
+        base = self.s.base_stability_days[ex.type] * ex.importance
+        return MemoryUnit(
+            id=turn.id << 8 | ex.index, user_id=turn.user_id, type=ex.type, level=0,
+            verbatim=ex.text, subject=ex.subject, relation=ex.relation, value=ex.value or None,
+            created_at=turn.timestamp, last_reinforced=now, stability_days=base,
+            reinforcements=0, access_count=0, origin=turn.id, span=(ex.start, ex.end),
+            sources=(turn.id,), terms=ex.terms, fingerprint=fingerprint(ex.text).hex(),
+        )
+
+    def _duplicate_of(self, txn: Any, user_id: str, text: str) -> MemoryUnit | None:
+        raw = txn.get(user_key(user_id) + fingerprint(text), db=self.db["fingerprints"])
+        return None if raw is None else self.load(txn, user_id, unpack_u64(bytes(raw)))
+
+    def _index_mentions(self, txn: Any, unit: MemoryUnit) -> None:
+        ukey = user_key(unit.user_id)
+        entry = _MENTION.pack(unit.id, unit.origin, unit.span[0], unit.span[1])
+        for term in unit.terms:
+            txn.put(ukey + term_key(term), entry, db=self.db["mentions"], dupdata=True)
+
+    def _schedule_keys(self, unit: MemoryUnit) -> tuple[bytes, bytes]:
+        ukey, th = user_key(unit.user_id), self.s.level_thresholds
+        tail = pack_u64(unit.id)
+        return (ukey + pack_time(unit.crossing_time(unit.level, th)) + tail,
+                ukey + pack_time(unit.crossing_time(3, th)) + tail)
+
+    def _put(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
+        """Write a unit's record and schedule entries, and count it."""
+        txn.put(unit_key(user_key(unit.user_id), unit.id), unit.to_record(), db=self.db["units"])
+        due, expiry = self._schedule_keys(unit)
+        txn.put(due, b"", db=self.db["due"])
+        txn.put(expiry, b"", db=self.db["expiry"])
+        st.levels[unit.level] += 1
+        st.tokens += estimate_tokens(unit.text)
+
+    def _unput(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
+        due, expiry = self._schedule_keys(unit)
+        txn.delete(due, db=self.db["due"])
+        txn.delete(expiry, db=self.db["expiry"])
+        st.levels[unit.level] -= 1
+        st.tokens -= estimate_tokens(unit.text)
+
+    def _insert(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
+        self._put(txn, st, unit)
+        if unit.fingerprint:
+            txn.put(user_key(unit.user_id) + bytes.fromhex(unit.fingerprint),
+                    pack_u64(unit.id), db=self.db["fingerprints"])
+
+    def _remove(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
+        ukey = user_key(unit.user_id)
+        self._unput(txn, st, unit)
+        txn.delete(unit_key(ukey, unit.id), db=self.db["units"])
+        if unit.fingerprint:
+            fp = ukey + bytes.fromhex(unit.fingerprint)
+            if txn.get(fp, db=self.db["fingerprints"]) == pack_u64(unit.id):
+                txn.delete(fp, db=self.db["fingerprints"])
+
+    def _replace(self, txn: Any, st: UserState, old: MemoryUnit, new: MemoryUnit) -> None:
+        """The same unit in a new state (degraded, reinforced): its fingerprint stays."""
+        self._unput(txn, st, old)
+        self._put(txn, st, new)
+
+    def _reinforce(self, txn: Any, st: UserState, unit: MemoryUnit, now: float, ch: Changes,
+                   *, source: int | None = None, access: bool = False) -> None:
+        """Mentioned or retrieved: back to verbatim (from the log), stronger, fresher."""
+        restored = unit
+        if unit.level > 0:
+            full = self._from_log(txn, unit.user_id, unit.id, unit.origin, *unit.span)
+            if full is None:
+                return  # its turn no longer yields a unit; leave it as it is
+            restored = dataclasses.replace(
+                full, created_at=unit.created_at, stability_days=unit.stability_days,
+                reinforcements=unit.reinforcements, access_count=unit.access_count,
+                sources=unit.sources, metadata=unit.metadata)
+        growth = 1.0 + (self.s.reinforce_growth - 1.0) * (1.0 - unit.retention(now))
+        sources = restored.sources
+        if source is not None and source not in sources:
+            sources = (*sources, source)[-MAX_SOURCES:]
+        new = dataclasses.replace(
+            restored, last_reinforced=max(now, unit.last_reinforced),
+            stability_days=unit.stability_days * growth,
+            reinforcements=unit.reinforcements + 1,
+            access_count=unit.access_count + (1 if access else 0), sources=sources)
+        self._replace(txn, st, unit, new)
+        (ch.restored if unit.level > 0 else ch.reinforced).append(new)
+
+    def _from_log(self, txn: Any, user_id: str, unit_id: int, origin: int, start: int,
+                  end: int) -> MemoryUnit | None:
+        turn = rawlog.get_turn(self.store, txn, origin)
+        if turn is None or turn.user_id != user_id:
+            return None
+        if turn.role == "memory":  # an explicit memory is its whole text
+            ex: Extracted | None = self._explicit_extract(turn, None)
+        else:
+            ex = extract_span(turn.text, start, end, index=unit_id & 0xFF, role=turn.role,
+                              speaker=turn.speaker, when=when_of(turn))
+        if ex is None:
+            return None
+        unit = self._new_unit(turn, ex, turn.timestamp)
+        return dataclasses.replace(unit, id=unit_id)
+
+    def _restore(self, txn: Any, st: UserState, unit_id: int, origin: int, start: int,
+                 end: int) -> MemoryUnit | None:
+        """Bring a forgotten unit back into the working set from the raw log."""
+        if self.is_deleted(txn, st.user_id, unit_id):
+            return None
+        unit = self._from_log(txn, st.user_id, unit_id, origin, start, end)
+        if unit is None:
+            return None
+        # It was forgotten: it re-enters as a trace, and _reinforce lifts it to verbatim.
+        unit = dataclasses.replace(unit.degraded_to(3), last_reinforced=st.now,
+                                   stability_days=unit.stability_days * self.s.reinforce_growth)
+        self._insert(txn, st, unit)
+        return unit
+
+    def _restore_by_id(self, txn: Any, st: UserState, user_id: str,
+                       unit_id: int) -> MemoryUnit | None:
+        turn = rawlog.get_turn(self.store, txn, unit_id >> 8)
+        if turn is None or turn.user_id != user_id:
+            return None
+        if turn.role == "memory":
+            return self._restore(txn, st, unit_id, turn.id, 0, len(turn.text))
+        for ex in self._analyze(turn).units:
+            if ex.index == unit_id & 0xFF:
+                return self._restore(txn, st, unit_id, turn.id, ex.start, ex.end)
+        return None
+
+    def _degrade(self, txn: Any, st: UserState, unit: MemoryUnit, level: int,
+                 ch: Changes) -> None:
+        if level >= GONE:
+            self._remove(txn, st, unit)
+            ch.forgotten.append(unit.id)
+            return
+        new = unit.degraded_to(level)
+        self._replace(txn, st, unit, new)
+        ch.degraded.append(new)
+
+    def _decay(self, txn: Any, st: UserState, now: float, ch: Changes) -> None:
+        """Apply the forgetting curve to units whose next level change is due."""
+        ukey = user_key(st.user_id)
+        limit = ukey + pack_time(now) + b"\xff" * 8
+        due_ids: list[int] = []
+        with txn.cursor(db=self.db["due"]) as cur:
+            if cur.set_range(ukey):
+                for key in cur.iternext(values=False):
+                    if key > limit or len(due_ids) >= self.s.decay_steps_per_turn:
+                        break
+                    due_ids.append(unpack_u64(key, 24))
+        for uid in due_ids:
+            unit = self.load(txn, st.user_id, uid)
+            if unit is not None:
+                self._degrade(txn, st, unit, unit.level_at(now, self.s.level_thresholds), ch)
+
+    def _enforce_capacity(self, txn: Any, st: UserState, ch: Changes) -> None:
+        """Past capacity the weakest (soonest forgotten) degrade one level, or go."""
+        ukey = user_key(st.user_id)
+        for _ in range(4096):  # a hard bound; each step frees tokens or a unit
+            over_units = st.units > self.s.warm_units
+            if not over_units and st.tokens <= self.s.working_set_tokens:
+                return
+            with txn.cursor(db=self.db["expiry"]) as cur:
+                if not cur.set_range(ukey) or cur.key()[:16] != ukey:
+                    return
+                weakest = bytes(cur.key())
+            unit = self.load(txn, st.user_id, unpack_u64(weakest, 24))
+            if unit is None:  # a stale index entry: drop it and go on
+                txn.delete(weakest, db=self.db["expiry"])
+                continue
+            self._degrade(txn, st, unit, GONE if over_units else unit.level + 1, ch)
+
+    def consolidate(self, txn: Any, user_id: str) -> tuple[int, Changes]:
+        """Merge units with the same compressed form into the strongest of them.
+
+        The others are tombstoned ("merged into N") so that mentions never bring
+        them back as separate memories; their source turns move to the survivor.
+        An explicit call: it reads the user's whole working set (bounded by
+        ``warm_units``), never run on the write path.
+        """
+        ch = Changes()
+        st = self.state(txn, user_id)
+        groups: dict[str, list[MemoryUnit]] = {}
+        for unit in self.iter_units(txn, user_id):
+            if unit.level <= 1 and unit.value:
+                key = f"{unit.subject}|{unit.relation}|{unit.value}".casefold()
+                groups.setdefault(key, []).append(unit)
+        merged = 0
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            group.sort(key=lambda u: (u.retention(st.now), u.last_reinforced, u.id), reverse=True)
+            keep, rest = group[0], group[1:]
+            sources = sorted({s for u in group for s in u.sources})[-MAX_SOURCES:]
+            new = dataclasses.replace(
+                keep, sources=tuple(sources),
+                reinforcements=sum(u.reinforcements for u in group) + len(rest),
+                access_count=sum(u.access_count for u in group))
+            self._replace(txn, st, keep, new)
+            ch.reinforced.append(new)
+            for unit in rest:
+                self._remove(txn, st, unit)
+                txn.put(unit_key(user_key(user_id), unit.id),
+                        json.dumps({"merged_into": keep.id, "at": st.now}).encode(),
+                        db=self.db["tombstones"])
+                ch.forgotten.append(unit.id)
+                merged += 1
+        self._save_state(txn, st)
+        return merged, ch
+
+    def _save_state(self, txn: Any, st: UserState) -> None:
+        st.version += 1
+        txn.put(user_key(st.user_id), st.to_bytes(), db=self.db["users"])
