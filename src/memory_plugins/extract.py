@@ -30,16 +30,16 @@ __all__ = ["Extracted", "TurnAnalysis", "analyze_turn", "extract_span", "fingerp
            "split_sentences", "subject_for"]
 
 _STOP = frozenset("""
-a about above after again against all also am an and any are as at be because been before
-being below between both but by can could did do does doing done down during each even ever
-few for from further get got gonna had has have having he her here hers herself him himself
-his how i if in into is it its itself just let like lot me might more most much must my
-myself no nor not now of off oh ok okay on once only or other our ours ourselves out over own
-pretty quite really same she should so some such than that the their theirs them themselves
-then there these they this those through to too totally under until up us very was we well
-were what when where which while who whom why will with would yeah yes you your yours
-yourself yourselves hey hi hello thanks thank wow cool great awesome nice sure sounds good
-bye lol haha glad amazing im ive id ill dont cant wont thats its whats
+a about above after again against all also am amazing an and any are as at awesome be
+because been before being below between both but by bye can cant cool could did do does
+doing done dont down during each even ever few for from further get glad gonna good got
+great had haha has have having he hello her here hers herself hey hi him himself his how i
+id if ill im in into is it its itself ive just let like lol lot me might more most much
+must my myself nice no nor not now of off oh ok okay on once only or other our ours
+ourselves out over own pretty quite really same she should so some sounds such sure than
+thank thanks that thats the their theirs them themselves then there these they this those
+through to too totally under until up us very was we well were what whats when where which
+while who whom why will with wont would wow yeah yes you your yours yourself yourselves
 """.split())
 
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|(?=\n)|$)")
@@ -146,9 +146,9 @@ def _entities(sentence: str) -> list[str]:
     found: list[str] = []
     for i, m in enumerate(_WORD.finditer(sentence)):
         w = m.group().strip("'’")
-        if w[:1].isdigit() or (w[:1].isupper() and w.lower() not in _STOP and (i > 0 or len(w) > 2)):
-            if w.lower() != "i" and w not in found:
-                found.append(w)
+        named = w[:1].isupper() and w.lower() not in _STOP and (i > 0 or len(w) > 2)
+        if (w[:1].isdigit() or named) and w.lower() != "i" and w not in found:
+            found.append(w)
     return found
 
 

@@ -158,7 +158,7 @@ def read_header(frame: bytes) -> tuple[int, bytes]:
 def decode_frame(frame: bytes) -> Turn:
     """Decode a frame, raising CorruptionError on any inconsistency."""
     seq, _prev = read_header(frame)
-    _m, _v, flags, offset, _s, ts, _p, plen, rlen, _c = _HEADER.unpack_from(frame)
+    _m, _v, flags, offset, _s, ts, _p, _plen, rlen, _c = _HEADER.unpack_from(frame)
     payload = frame[HEADER_SIZE:]
     try:
         if flags & _FLAG_LZ4:

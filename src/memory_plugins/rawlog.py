@@ -28,7 +28,7 @@ def append(store: Store, txn: Any, turn: Turn) -> Turn:
     turn = dataclasses.replace(turn, id=seq)
     ukey = user_key(turn.user_id)
     head = txn.get(ukey, db=dbs["chains"])
-    prev, count = (ZERO_HASH, 0) if head is None else (_CHAIN.unpack(head)[1], _CHAIN.unpack(head)[2])
+    prev, count = (ZERO_HASH, 0) if head is None else _CHAIN.unpack(head)[1:]
     frame = encode_frame(turn, prev)
     txn.put(pack_u64(seq), frame, db=dbs["turns"], append=True)
     txn.put(ukey, pack_u64(seq), db=dbs["user_turns"], dupdata=True)
@@ -117,7 +117,8 @@ def verify(store: Store, txn: Any, *, max_problems: int = 100) -> VerifyReport:
         if head is None or head[0] != seq or head[1] != digest:
             problems.append(BrokenFrame(seq, uid, "chain head does not match the last frame"))
         elif head[2] != count or txn.get(ukey, db=dbs["user_turns"]) is None:
-            problems.append(BrokenFrame(seq, uid, f"chain counts {head[2]} frames, log has {count}"))
+            problems.append(
+                BrokenFrame(seq, uid, f"chain counts {head[2]} frames, log has {count}"))
     for head in heads.values():
         problems.append(BrokenFrame(head[0], None, "chain head names a frame the log lacks"))
     problems.sort(key=lambda p: p.seq)

@@ -146,7 +146,8 @@ class MemoryUnit:
                 id=unit_id, user_id=r[1], type=r[2], level=r[3], verbatim=r[4], subject=r[5],
                 relation=r[6], value=r[7], created_at=r[8], last_reinforced=r[9],
                 stability_days=r[10], reinforcements=r[11], access_count=r[12], origin=r[13],
-                span=(r[14], r[15]), sources=tuple(r[16]), terms=tuple(r[17]), metadata=r[18], fingerprint=r[19],
+                span=(r[14], r[15]), sources=tuple(r[16]), terms=tuple(r[17]),
+                metadata=r[18], fingerprint=r[19],
             )
         except (ValueError, IndexError, TypeError) as exc:
             raise CorruptionError(f"memory {unit_id} has an unreadable record: {exc}") from exc
