@@ -115,7 +115,9 @@ def verify(store: Store, txn: Any, *, max_problems: int = 100) -> VerifyReport:
     for ukey, (seq, digest, count, uid) in last.items():
         head = heads.pop(ukey, None)
         if head is None or head[0] != seq or head[1] != digest:
-            problems.append(BrokenFrame(seq, uid, "chain head does not match the last frame"))
+            # If the head names a later frame, that frame is the one that failed to read.
+            at = max(seq, head[0]) if head is not None else seq
+            problems.append(BrokenFrame(at, uid, "chain head does not match the last frame"))
         elif head[2] != count or txn.get(ukey, db=dbs["user_turns"]) is None:
             problems.append(
                 BrokenFrame(seq, uid, f"chain counts {head[2]} frames, log has {count}"))

@@ -128,8 +128,9 @@ class MemoryUnit:
     def to_record(self) -> bytes:
         rec: list[Any] = [
             _RECORD_VERSION, self.user_id, self.type, self.level, self.verbatim, self.subject,
-            self.relation, self.value, round(self.created_at, 3),
-            round(self.last_reinforced, 3), round(self.stability_days, 4), self.reinforcements,
+            # Floats unrounded: schedule keys are recomputed from them and must match.
+            self.relation, self.value, self.created_at,
+            self.last_reinforced, self.stability_days, self.reinforcements,
             self.access_count, self.origin, self.span[0], self.span[1], list(self.sources),
             list(self.terms), self.metadata, self.fingerprint,
         ]

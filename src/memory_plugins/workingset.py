@@ -412,17 +412,19 @@ class WorkingSet:
         """Apply the forgetting curve to units whose next level change is due."""
         ukey = user_key(st.user_id)
         limit = ukey + pack_time(now) + b"\xff" * 8
-        due_ids: list[int] = []
+        due_keys: list[bytes] = []
         with txn.cursor(db=self.db["due"]) as cur:
             if cur.set_range(ukey):
                 for key in cur.iternext(values=False):
-                    if key > limit or len(due_ids) >= self.s.decay_steps_per_turn:
+                    if key > limit or len(due_keys) >= self.s.decay_steps_per_turn:
                         break
-                    due_ids.append(unpack_u64(key, 24))
-        for uid in due_ids:
-            unit = self.load(txn, st.user_id, uid)
-            if unit is not None:
-                self._degrade(txn, st, unit, unit.level_at(now, self.s.level_thresholds), ch)
+                    due_keys.append(bytes(key))
+        for key in due_keys:
+            unit = self.load(txn, st.user_id, unpack_u64(key, 24))
+            if unit is None or self._schedule_keys(unit)[0] != key:
+                txn.delete(key, db=self.db["due"])  # stale (never expected): heal it
+                continue
+            self._degrade(txn, st, unit, unit.level_at(now, self.s.level_thresholds), ch)
 
     def _enforce_capacity(self, txn: Any, st: UserState, ch: Changes) -> None:
         """Past capacity the weakest (soonest forgotten) degrade one level, or go."""

@@ -1,0 +1,138 @@
+"""The raw log keeps every turn byte-exact and detects any change to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memory_plugins import CorruptionError, MemoryEngine
+from memory_plugins.frames import HEADER_SIZE, Turn, decode_frame, encode_frame
+from memory_plugins.storage import pack_u64
+
+# Any Python str, lone surrogates included: the log must not care what it is given.
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=300)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=any_text, role=st.sampled_from(["user", "assistant", "system", "tool"]),
+       speaker=st.none() | any_text.filter(bool), session=st.none() | any_text.filter(bool),
+       metadata=st.none() | st.dictionaries(st.text(max_size=10), json_values, max_size=4),
+       user=any_text.filter(bool))
+def test_every_turn_reads_back_exactly(engine: MemoryEngine, text: str, role: str,
+                                       speaker: str | None, session: str | None,
+                                       metadata: dict[str, object] | None, user: str) -> None:
+    turn_id = engine.observe(text, role=role, user_id=user, session_id=session,
+                             speaker=speaker, timestamp=1_700_000_000.25, metadata=metadata)
+    turn = engine.get_turn(turn_id)
+    assert (turn.text, turn.role, turn.user_id, turn.session_id, turn.speaker, turn.metadata) == (
+        text, role, user, session, speaker, metadata)
+    assert turn.timestamp == 1_700_000_000.25
+    assert list(engine.turns(user_id=user))[-1] == turn
+
+
+@pytest.mark.parametrize("text", [
+    "", "🐶🐕‍🦺 Potola 🇵🇹", "我的狗叫波托拉。", "tab\tnul\x00bell\x07\r\n", "a" * 1_000_000,
+    "é" * 600_000, "\ud800 lone surrogate",
+])
+def test_edge_texts_round_trip(engine: MemoryEngine, text: str) -> None:
+    turn_id = engine.observe(text, user_id="u1")
+    assert engine.get_turn(turn_id).text == text
+    assert engine.verify().ok
+
+
+def test_turns_filter_by_session_and_keep_order(engine: MemoryEngine) -> None:
+    for i in range(600):  # more than one read batch
+        engine.observe(f"turn {i}", user_id="u1", session_id=f"s{i % 3}")
+    texts = [t.text for t in engine.turns(user_id="u1")]
+    assert texts == [f"turn {i}" for i in range(600)]
+    s1 = [t.text for t in engine.turns(user_id="u1", session_id="s1")]
+    assert s1 == [f"turn {i}" for i in range(1, 600, 3)]
+
+
+def test_timestamps_keep_their_utc_offset(engine: MemoryEngine) -> None:
+    lisbon_summer = dt.timezone(dt.timedelta(hours=1))
+    when = dt.datetime(2023, 5, 8, 13, 56, tzinfo=lisbon_summer)
+    turn = engine.get_turn(engine.observe("hello", user_id="u1", timestamp=when))
+    assert turn.datetime == when and turn.datetime.utcoffset() == dt.timedelta(hours=1)
+    naive = engine.get_turn(engine.observe("hi", user_id="u1",
+                                           timestamp=dt.datetime(2023, 5, 8, 13, 56)))
+    assert naive.datetime == dt.datetime(2023, 5, 8, 13, 56, tzinfo=dt.UTC)
+
+
+def _flip(engine: MemoryEngine, seq: int, offset: int) -> None:
+    env, db = engine._store.env, engine._store.dbs["turns"]
+    with env.begin(write=True) as txn:
+        frame = bytearray(txn.get(pack_u64(seq), db=db))
+        frame[offset % len(frame)] ^= 0x01
+        txn.put(pack_u64(seq), bytes(frame), db=db)
+
+
+@settings(max_examples=60, deadline=None)
+@given(victim=st.integers(1, 12), offset=st.integers(0, 10_000))
+def test_verify_names_the_frame_with_a_flipped_bit(tmp_path_factory: pytest.TempPathFactory,
+                                                   victim: int, offset: int) -> None:
+    with MemoryEngine(tmp_path_factory.mktemp("flip")) as engine:
+        for i in range(12):
+            engine.observe(f"turn number {i} " * (i + 1), user_id=f"user{i % 3}")
+        assert engine.verify().ok
+        _flip(engine, victim, offset)
+        report = engine.verify()
+        assert not report.ok
+        assert report.first_broken is not None and report.first_broken.seq == victim
+        with pytest.raises(CorruptionError):
+            engine.get_turn(victim)
+
+
+def test_verify_catches_a_rewritten_frame_with_a_valid_crc(engine: MemoryEngine) -> None:
+    """Forging a frame (new text, correct CRC) still breaks the hash chain."""
+    ids = [engine.observe(f"I paid {n} euros.", user_id="alice") for n in (10, 20, 30)]
+    env, db = engine._store.env, engine._store.dbs["turns"]
+    with env.begin(write=True) as txn:
+        raw = bytes(txn.get(pack_u64(ids[1]), db=db))
+        original = decode_frame(raw)
+        prev = raw[24:40]
+        forged = Turn(**{**{f: getattr(original, f) for f in original.__slots__},
+                         "text": "I paid 2000 euros."})
+        txn.put(pack_u64(ids[1]), encode_frame(forged, prev), db=db)
+    report = engine.verify()
+    assert not report.ok
+    assert report.first_broken is not None and report.first_broken.seq == ids[2]
+    assert "does not link" in report.first_broken.reason
+    assert engine.get_turn(ids[1]).text == "I paid 2000 euros."  # readable, but caught
+
+
+def test_frames_compress_and_have_a_fixed_header() -> None:
+    turn = Turn(id=7, user_id="u", session_id=None, role="user", speaker=None,
+                text="the same words again " * 50, timestamp=0.0)
+    frame = encode_frame(turn, bytes(16))
+    assert frame[:4] == b"MPLF" and len(frame) < HEADER_SIZE + len(turn.text) // 4
+    assert decode_frame(frame) == turn
+
+
+def test_a_newer_frame_version_is_refused_clearly() -> None:
+    frame = bytearray(encode_frame(Turn(id=1, user_id="u", session_id=None, role="user",
+                                        speaker=None, text="hi", timestamp=0.0), bytes(16)))
+    frame[4] = 9
+    with pytest.raises(CorruptionError, match="upgrade memory-plugins"):
+        decode_frame(bytes(frame))
+
+
+def test_the_store_survives_reopening(tmp_path: Path) -> None:
+    with MemoryEngine(tmp_path) as engine:
+        first = engine.observe("My dog's name is Potola.", user_id="u1")
+    with MemoryEngine(tmp_path) as engine:
+        assert engine.get_turn(first).text == "My dog's name is Potola."
+        second = engine.observe("And my cat is Miso.", user_id="u1")
+        assert second == first + 1
+        assert engine.verify().ok
