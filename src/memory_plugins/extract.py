@@ -43,7 +43,7 @@ while who whom why will with wont would wow yeah yes you your yours yourself you
 """.split())
 
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|(?=\n)|$)")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d[\d.,:/-]*")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*|\d[\d.,:/-]*")
 _POSSESSIVE_NAME = re.compile(
     r"\bmy (?P<rel>[a-z]+(?: [a-z]+)?)(?:'s|’s)? (?:name is|is (?:named|called)) (?P<val>[^,.;!?]+)"
     r"|\bI have an? (?P<rel2>[a-z]+(?: [a-z]+)?) (?:named|called) (?P<val2>[^,.;!?]+)",
