@@ -34,7 +34,7 @@ a about above after again against all also am amazing an and any are as at aweso
 because been before being below between both but by bye can cant cool could did do does
 doing done dont down during each even ever few for from further get glad gonna good got
 great had haha has have having he hello her here hers herself hey hi him himself his how i
-id if ill im in into is it its itself ive just let like lol lot me might more most much
+id if ill im in into is it its itself ive just let lol lot me might more most much
 must my myself nice no nor not now of off oh ok okay on once only or other our ours
 ourselves out over own pretty quite really same she should so some sounds such sure than
 thank thanks that thats the their theirs them themselves then there these they this those
@@ -53,11 +53,13 @@ _POSSESSIVE = re.compile(
     re.IGNORECASE)
 _I_AM = re.compile(r"\bI(?:'m|’m| am) (?:a |an |the )?(?P<val>[^,.;!?]+)", re.IGNORECASE)
 _I_VERB = re.compile(
-    r"\bI (?:(?:really|just|also|recently|finally|actually|never|always|have|had|will|would|"
+    r"\bI (?:(?:really|just|also|recently|finally|actually|never|always|will|would|"
     r"'ve|’ve|'ll|’ll|'d|’d|do|did|can|could) )*(?P<verb>[a-z]+)"
     r"(?P<prep> (?:to|on|in|at|for|with|about|into|from|up|out|over))? (?P<val>[^,.;!?]+)",
     re.IGNORECASE)
 _MY_THING = re.compile(r"\bmy (?P<noun>[a-z]+)(?:'s|’s)?", re.IGNORECASE)
+_HAVE = frozenset({"have", "had", "got", "get"})  # stopwords, yet real verbs after "I"
+_FIRST_PERSON = re.compile(r"\b(?:I|my|me|mine)\b", re.IGNORECASE)
 _QUESTION = re.compile(r"\?[\"')\]]*\s*$")
 
 _TYPE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -68,7 +70,8 @@ _TYPE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"\bhow to\b|\bstep \d|\b(?:always|never) (?!been)\w+|\bmake sure\b|\bremember to\b"
         r"|\bdon'?t forget\b|\bfirst,? .* then\b", re.IGNORECASE)),
     ("semantic", re.compile(
-        r"\bmy \w+(?:'s)? (?:name )?is\b|\bname is\b|\bI(?:'m| am) an? \b|\bI (?:work|live|study)"
+        r"\bmy \w+(?:'s)? (?:name )?is\b|\bname is\b|\bI have an? \w+ (?:named|called)\b"
+        r"|\bI(?:'m| am) an? \b|\bI (?:work|live|study)"
         r"\b|\bborn\b|\ballergic\b", re.IGNORECASE)),
     ("emotional", re.compile(
         r"\b(?:feel|felt|feeling|happy|sad|excited|angry|upset|anxious|stressed|thankful|"
@@ -170,7 +173,10 @@ def _mentions(sentence: str, subject: str, entities: list[str]) -> list[str]:
 def _extract_sentence(text: str, start: int, end: int, index: int, subject: str,
                       when: dt.datetime) -> Extracted | None:
     sentence = text[start:end]
-    if _QUESTION.search(sentence) or len(_content_words(sentence)) < 2:
+    # Questions and small talk ("Hey Mel!") are not memories; "I like tea." is.
+    content = len(_content_words(sentence))
+    if _QUESTION.search(sentence) or content == 0 or (content == 1 and not _FIRST_PERSON.search(
+            sentence)):
         return None
     mentions = find_dates(sentence, when)
     dates = [d.iso for d in mentions]
@@ -190,7 +196,8 @@ def _extract_sentence(text: str, start: int, end: int, index: int, subject: str,
         relation, value_raw, possessive = m.group("rel").lower(), m.group("val"), True
     elif (m := _I_AM.search(undated)) is not None:
         relation, value_raw = "is", m.group("val")
-    elif (m := _I_VERB.search(undated)) is not None and m.group("verb").lower() not in _STOP:
+    elif (m := _I_VERB.search(undated)) is not None and (
+            m.group("verb").lower() not in _STOP or m.group("verb").lower() in _HAVE):
         relation = m.group("verb").lower() + (m.group("prep") or "").lower()
         value_raw = m.group("val")
     value = _compact_value(value_raw, dates) if relation else ""

@@ -1,0 +1,146 @@
+"""Explicit memory management: add, get, update, delete, list, history, consolidate."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from memory_plugins import MemoryEngine, NotFoundError, ValidationError
+
+WHEN = dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def test_add_get_update_history_delete(engine: MemoryEngine) -> None:
+    memory = engine.add("Prefers window seats on long flights.", user_id="ana",
+                        type="preference", metadata={"source": "onboarding"}, timestamp=WHEN)
+    assert memory.level == 0 and memory.type == "preference"
+    got = engine.get(memory.id)
+    assert got.text == "Prefers window seats on long flights."
+    assert got.metadata == {"source": "onboarding"}
+
+    updated = engine.update(memory.id, "Prefers aisle seats on long flights.")
+    assert updated.id == memory.id and updated.text == "Prefers aisle seats on long flights."
+    assert updated.metadata == {"source": "onboarding"}  # kept when not given
+
+    engine.delete(memory.id)
+    events = [(e.event, e.old_memory, e.new_memory) for e in engine.history(memory.id)]
+    assert events == [
+        ("ADD", None, "Prefers window seats on long flights."),
+        ("UPDATE", "Prefers window seats on long flights.", "Prefers aisle seats on long flights."),
+        ("DELETE", "Prefers aisle seats on long flights.", None),
+    ]
+    with pytest.raises(NotFoundError):
+        engine.get(memory.id)
+    with pytest.raises(NotFoundError, match="already deleted"):
+        engine.delete(memory.id)
+    # The log keeps provenance of every operation.
+    ops = [t.metadata["op"] for t in engine.turns(user_id="ana") if t.metadata]
+    assert ops == ["add", "update", "delete"]
+
+
+def test_list_filters_by_type_level_and_time(engine: MemoryEngine) -> None:
+    engine.observe("I love jazz records.", user_id="bo", timestamp=WHEN)
+    engine.observe("I went to Porto last Friday.", user_id="bo",
+                   timestamp=WHEN + dt.timedelta(days=1))
+    engine.observe("I feel anxious about the exam.", user_id="bo",
+                   timestamp=WHEN + dt.timedelta(days=2))
+    kinds = {m.type: m.text for m in engine.memories(user_id="bo")}
+    assert kinds == {"preference": "I love jazz records.",
+                     "episodic": "I went to Porto last Friday.",
+                     "emotional": "I feel anxious about the exam."}
+    assert [m.text for m in engine.memories(user_id="bo", type="preference")] == [
+        "I love jazz records."]
+    later = engine.memories(user_id="bo", since=(WHEN + dt.timedelta(days=1)).timestamp())
+    assert len(later) == 2
+    assert len(engine.memories(user_id="bo", limit=1)) == 1
+    assert engine.memories(user_id="bo", level=3) == []
+
+
+def test_observed_memories_carry_their_turns_metadata(engine: MemoryEngine) -> None:
+    engine.observe("My sister lives in Oslo.", user_id="cy", metadata={"dia_id": "D1:3"})
+    (memory,) = engine.memories(user_id="cy")
+    assert memory.metadata == {"dia_id": "D1:3"}
+    assert memory.text == "My sister lives in Oslo."
+    assert memory.form(1) == "user|sister|lives Oslo"
+
+
+def test_consolidate_merges_same_facts(engine: MemoryEngine) -> None:
+    engine.observe("My dog's name is Potola.", user_id="di", timestamp=WHEN)
+    engine.observe("my dog is named Potola", user_id="di", timestamp=WHEN)
+    engine.observe("I like tea.", user_id="di", timestamp=WHEN)
+    assert len(engine.memories(user_id="di")) == 3
+    assert engine.consolidate(user_id="di") == 1
+    remaining = engine.memories(user_id="di")
+    assert len(remaining) == 2
+    dog = next(m for m in remaining if m.relation == "dog")
+    assert len(dog.sources) == 2 and dog.reinforcements >= 1
+    assert engine.consolidate(user_id="di") == 0
+
+
+def test_stats_and_health(engine: MemoryEngine) -> None:
+    empty = engine.stats()
+    assert (empty.users, empty.turns, empty.units, empty.oldest) == (0, 0, 0, None)
+    engine.observe("I work as a nurse in Lyon.", user_id="ed", timestamp=WHEN)
+    engine.observe("I play the cello.", user_id="fi", timestamp=WHEN + dt.timedelta(hours=1))
+    stats = engine.stats()
+    assert (stats.users, stats.turns, stats.units) == (2, 2, 2)
+    assert stats.units_by_level == {"verbatim": 2, "compressed": 0, "abbreviated": 0,
+                                    "trace": 0}
+    assert stats.units_by_tier["warm"] == 2 and stats.units_by_tier["hot"] == 2
+    assert stats.oldest == WHEN.timestamp() and stats.newest == WHEN.timestamp() + 3600
+    assert stats.log_bytes > 0 and stats.working_set_tokens > 0
+    mine = engine.stats("ed")
+    assert (mine.users, mine.turns, mine.units, mine.oldest) == (1, 1, 1, WHEN.timestamp())
+    assert engine.stats("nobody").turns == 0
+    health = engine.health()
+    assert health.ok, health.checks
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda e: e.observe(b"bytes", user_id="u"), "text must be a str"),
+    (lambda e: e.observe("hi", user_id=""), "user_id must not be empty"),
+    (lambda e: e.observe("hi", user_id=7), "user_id must be a str"),
+    (lambda e: e.observe("hi", user_id="u" * 5000), "limit is 4096"),
+    (lambda e: e.observe("hi", user_id="u", role=""), "role must not be empty"),
+    (lambda e: e.observe("hi", user_id="u", timestamp="yesterday"), "timestamp must be"),
+    (lambda e: e.observe("hi", user_id="u", timestamp=float("nan")), "not a usable"),
+    (lambda e: e.observe("hi", user_id="u", timestamp=True), "timestamp must be"),
+    (lambda e: e.observe("hi", user_id="u", metadata={"k": object()}), "JSON"),
+    (lambda e: e.observe("hi", user_id="u", metadata={1: "a"}), "str keys"),
+    (lambda e: e.observe("hi", user_id="u", metadata={"k": (1, 2)}), "read back unchanged"),
+    (lambda e: e.observe("hi", user_id="u", metadata={"k": float("inf")}), "JSON"),
+    (lambda e: e.observe("hi", user_id="u", metadata=["a"]), "metadata must be a dict"),
+    (lambda e: e.add("   ", user_id="u"), "must not be empty"),
+    (lambda e: e.add("x y", user_id="u", type="gossip"), "type must be one of"),
+    (lambda e: e.get(0), "positive int"),
+    (lambda e: e.get("12"), "positive int"),
+    (lambda e: e.memories(user_id="u", level=7), "level must be"),
+    (lambda e: e.memories(user_id="u", limit=-1), "limit"),
+])
+def test_bad_input_is_refused_and_loses_nothing(engine: MemoryEngine, call, message: str) -> None:  # type: ignore[no-untyped-def]
+    kept = engine.observe("My dog's name is Potola.", user_id="u")
+    with pytest.raises(ValidationError, match=message):
+        call(engine)
+    assert [t.text for t in engine.turns(user_id="u")] == ["My dog's name is Potola."]
+    assert engine.get_turn(kept).text == "My dog's name is Potola."
+    assert engine.verify().ok
+
+
+def test_oversized_turns_are_refused_by_setting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with MemoryEngine(tmp_path, max_turn_bytes=1000) as engine:
+        with pytest.raises(ValidationError, match="max_turn_bytes"):
+            engine.observe("x" * 1001, user_id="u")
+        assert engine.stats().turns == 0
+        engine.observe("x" * 1000, user_id="u")
+
+
+def test_unknown_ids_are_not_found(engine: MemoryEngine) -> None:
+    with pytest.raises(NotFoundError):
+        engine.get(12345 << 8)
+    with pytest.raises(NotFoundError):
+        engine.get_turn(99)
+    with pytest.raises(NotFoundError):
+        engine.update(77 << 8, "new text")
+    with pytest.raises(NotFoundError):
+        engine.history(5 << 8)
