@@ -32,6 +32,7 @@ def units(text: str, speaker: str | None = None) -> list[tuple[str, str]]:
      ("emotional", "user|felt|proud daughter @2023-05-05")),
     ("I have a dentist appointment tomorrow.", ("contextual", "user|have|dentist appointment "
                                                              "@2023-05-09")),
+    ("I did it yesterday.", ("episodic", "user|said|@2023-05-07")),
     ("Always water the basil before noon.", ("procedural", "user|always|water basil noon")),
 ])
 def test_one_fact_per_sentence(text: str, expected: tuple[str, str]) -> None:

@@ -28,7 +28,7 @@ from .frames import Turn, decode_frame
 from .rawlog import VerifyReport
 from .settings import MEMORY_TYPES, PROCESS_ONLY, Settings
 from .storage import Store, unpack_u64, user_key
-from .units import LEVEL_NAMES, MemoryUnit
+from .units import GONE, LEVEL_NAMES, MemoryUnit
 from .workingset import Changes, UserState, WorkingSet
 
 __all__ = ["HealthReport", "MemoryEngine", "MemoryEvent", "Stats"]
@@ -212,9 +212,7 @@ class MemoryEngine:
     def _commit(self, user_id: str, fn: Any) -> Any:
         """Run a write; after commit, bring this process's hot cache up to date."""
         result, changes = self._store.write(fn)
-        with self._store.read() as txn:
-            version = self._ws.state(txn, user_id).version
-        self._hot.apply(user_id, version, changes)
+        self._hot.apply(user_id, changes.version, changes)
         return result
 
     def observe(self, text: str, *, role: str = "user", user_id: str = "default",
@@ -305,12 +303,18 @@ class MemoryEngine:
                 "memory); its turn is still in the log: reinforce([id]) brings it back")
         return unit
 
-    def _with_metadata(self, txn: Any, unit: MemoryUnit, now: float) -> MemoryUnit:
+    def _present(self, txn: Any, unit: MemoryUnit, now: float) -> MemoryUnit | None:
+        """A unit as callers see it: at the level the forgetting curve gives it now
+        (even while its stored record waits for its scheduled degradation), with
+        its strength and its source turn's metadata. None if the curve says gone."""
+        level = unit.level_at(now, self.settings.level_thresholds)
+        if level >= GONE:
+            return None
         meta = unit.metadata
         if meta is None and unit.origin:
             turn = rawlog.get_turn(self._store, txn, unit.origin)
             meta = turn.metadata if turn is not None and turn.role != _MEMORY_ROLE else None
-        return dataclasses.replace(unit, metadata=meta, strength=unit.retention(now))
+        return unit.degraded_to(level).evolve(metadata=meta, strength=unit.retention(now))
 
     def get(self, memory_id: int, *, user_id: str | None = None) -> MemoryUnit:
         """One memory by id; with ``user_id``, only if it is that user's."""
@@ -320,7 +324,11 @@ class MemoryEngine:
             unit = self._check_live(txn, memory_id)
             if user_id is not None and unit.user_id != user_id:
                 raise NotFoundError(f"no memory {memory_id} for this user")
-            return self._with_metadata(txn, unit, self._ws.state(txn, unit.user_id).now)
+            shown = self._present(txn, unit, self._ws.state(txn, unit.user_id).now)
+            if shown is None:
+                raise NotFoundError(f"memory {memory_id} has been forgotten; its turn is "
+                                    "still in the log: reinforce([id]) brings it back")
+            return shown
 
     def memories(self, *, user_id: str, type: str | None = None, level: int | None = None,
                  since: float | None = None, until: float | None = None,
@@ -335,14 +343,13 @@ class MemoryEngine:
             raise ValidationError(f"limit must be a non-negative int, got {limit!r}")
         with self._store.read() as txn:
             now = self._ws.state(txn, user_id).now
-            found = [
-                u for u in self._ws.iter_units(txn, user_id)
-                if (type is None or u.type == type) and (level is None or u.level == level)
-                and (since is None or u.created_at >= since)
-                and (until is None or u.created_at <= until)
-            ]
-            found.sort(key=lambda u: (u.created_at, u.id))
-            return [self._with_metadata(txn, u, now) for u in found[:limit]]
+            shown = [self._present(txn, u, now) for u in self._ws.iter_units(txn, user_id)
+                     if (type is None or u.type == type)
+                     and (since is None or u.created_at >= since)
+                     and (until is None or u.created_at <= until)]
+        found = [u for u in shown if u is not None and (level is None or u.level == level)]
+        found.sort(key=lambda u: (u.created_at, u.id))
+        return found[:limit]
 
     def update(self, memory_id: int, text: str, *,
                metadata: dict[str, Any] | None = None) -> MemoryUnit:

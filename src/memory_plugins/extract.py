@@ -171,7 +171,7 @@ def _mentions(sentence: str, subject: str, entities: list[str]) -> list[str]:
 
 
 def _extract_sentence(text: str, start: int, end: int, index: int, subject: str,
-                      when: dt.datetime) -> Extracted | None:
+                      when: dt.datetime, entities: list[str]) -> Extracted | None:
     sentence = text[start:end]
     # Questions and small talk ("Hey Mel!") are not memories; "I like tea." is.
     content = len(_content_words(sentence))
@@ -202,11 +202,10 @@ def _extract_sentence(text: str, start: int, end: int, index: int, subject: str,
         value_raw = m.group("val")
     value = _compact_value(value_raw, dates) if relation else ""
     if not relation or not value:
-        words = _content_words(undated)
+        words = _content_words(undated) or ["said"]  # e.g. only a date: "I did, yesterday."
         relation = words[0].lower().strip("'’")
         value = _compact_value(" ".join(words[1:]), dates)
     relation = _clean(relation)
-    entities = _entities(sentence)
     terms: list[str] = []
     if possessive:
         terms.append(f"{subject}|{relation}")
@@ -226,19 +225,20 @@ def analyze_turn(text: str, *, role: str, speaker: str | None, when: dt.datetime
     units: list[Extracted] = []
     mentions: list[str] = []
     for start, end in split_sentences(text, max_chars):
+        if len(units) >= max_units and len(mentions) >= 4 * max_units:
+            break  # bounded work on huge turns: the log keeps the rest
+        sentence = text[start:end]
+        entities = _entities(sentence)
+        mentions.extend(_mentions(sentence, subject, entities))
         if len(units) < max_units:
-            unit = _extract_sentence(text, start, end, len(units), subject, when)
+            unit = _extract_sentence(text, start, end, len(units), subject, when, entities)
             if unit is not None:
                 units.append(unit)
-                mentions.extend(unit.terms)
-                continue
-        if len(mentions) < 4 * max_units:  # bounded work on huge turns
-            sentence = text[start:end]
-            mentions.extend(_mentions(sentence, subject, _entities(sentence)))
     return TurnAnalysis(units=tuple(units), mentions=tuple(dict.fromkeys(mentions)))
 
 
 def extract_span(text: str, start: int, end: int, *, index: int, role: str,
                  speaker: str | None, when: dt.datetime) -> Extracted | None:
     """Rebuild one unit from its span in a logged turn (restoration)."""
-    return _extract_sentence(text, start, end, index, subject_for(role, speaker), when)
+    return _extract_sentence(text, start, end, index, subject_for(role, speaker), when,
+                             _entities(text[start:end]))

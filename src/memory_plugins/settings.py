@@ -58,11 +58,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # 2 (abbreviated) and 3 (trace, after which it is gone from the working set).
     "level_thresholds": [0.6, 0.35, 0.2, 0.1],
     # Bounded work per observed turn: at most this many scheduled degradations.
-    "decay_steps_per_turn": 32,
+    "decay_steps_per_turn": 8,
     # Reinforcement by mention: per turn, at most this many units reinforced or
     # restored from the log, and terms seen in more than `common_term_limit` units
     # (a name said in every session) count as no mention at all.
-    "restore_per_turn": 8,
+    "restore_per_turn": 4,
     "common_term_limit": 64,
     # How many users' hot caches this process keeps.
     "cached_users": 64,

@@ -12,6 +12,7 @@ check ownership (a hash collision can never leak one user's data to another).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
@@ -57,6 +58,7 @@ def unpack_u64(b: bytes, offset: int = 0) -> int:
     return int(_U64.unpack_from(b, offset)[0])
 
 
+@functools.lru_cache(maxsize=4096)  # hashed on every index access of the write path
 def user_key(user_id: str) -> bytes:
     return hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 

@@ -121,7 +121,18 @@ class MemoryUnit:
             value = abbreviate(value)
         if level >= 3:
             value = None
-        return dataclasses.replace(self, level=level, verbatim=None, value=value)
+        return self.evolve(level=level, verbatim=None, value=value)
+
+    def evolve(self, **changes: Any) -> MemoryUnit:
+        """A copy with ``changes``: ``dataclasses.replace`` without its per-call cost
+        (it re-runs ``__init__``; this is on the write path several times a turn)."""
+        new = object.__new__(MemoryUnit)
+        for name in _FIELD_NAMES:
+            object.__setattr__(new, name, changes.pop(name) if name in changes
+                               else getattr(self, name))
+        if changes:
+            raise TypeError(f"MemoryUnit has no field(s) {sorted(changes)}")
+        return new
 
     # -- persistence: a compact JSON list, versioned -------------------------------
 
@@ -152,3 +163,6 @@ class MemoryUnit:
             )
         except (ValueError, IndexError, TypeError) as exc:
             raise CorruptionError(f"memory {unit_id} has an unreadable record: {exc}") from exc
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(MemoryUnit))

@@ -71,6 +71,7 @@ class Changes:
     restored: list[MemoryUnit] = dataclasses.field(default_factory=list)  # back to verbatim
     degraded: list[MemoryUnit] = dataclasses.field(default_factory=list)
     forgotten: list[int] = dataclasses.field(default_factory=list)
+    version: int = 0  # the user's write version after this change
 
     def touched(self) -> Iterator[MemoryUnit]:
         yield from self.added
@@ -159,7 +160,7 @@ class WorkingSet:
         self.reinforce_terms(txn, st, analysis.mentions, now, ch, skip=fresh, source=turn.id)
         self._decay(txn, st, now, ch)
         self._enforce_capacity(txn, st, ch)
-        self._save_state(txn, st)
+        self._save_state(txn, st, ch)
         return ch
 
     def add_explicit(self, txn: Any, turn: Turn, kind: str | None,
@@ -169,12 +170,12 @@ class WorkingSet:
         st = self.state(txn, turn.user_id)
         now = st.now = max(st.now, turn.timestamp)
         unit = self._new_unit(turn, self._explicit_extract(turn, kind), now)
-        unit = dataclasses.replace(unit, metadata=metadata)
+        unit = unit.evolve(metadata=metadata)
         self._insert(txn, st, unit)
         self._index_mentions(txn, unit)
         ch.added.append(unit)
         self._enforce_capacity(txn, st, ch)
-        self._save_state(txn, st)
+        self._save_state(txn, st, ch)
         return unit, ch
 
     def update_explicit(self, txn: Any, unit: MemoryUnit, turn: Turn,
@@ -185,8 +186,8 @@ class WorkingSet:
         now = st.now = max(st.now, turn.timestamp)
         ex = self._explicit_extract(turn, unit.type)
         self._remove(txn, st, unit)
-        new = dataclasses.replace(
-            self._new_unit(turn, ex, now), id=unit.id, created_at=unit.created_at,
+        new = self._new_unit(turn, ex, now).evolve(
+            id=unit.id, created_at=unit.created_at,
             stability_days=unit.stability_days, reinforcements=unit.reinforcements,
             access_count=unit.access_count,
             sources=(*unit.sources, turn.id)[-MAX_SOURCES:],
@@ -195,7 +196,7 @@ class WorkingSet:
         self._index_mentions(txn, new)
         ch.reinforced.append(new)
         self._enforce_capacity(txn, st, ch)
-        self._save_state(txn, st)
+        self._save_state(txn, st, ch)
         return new, ch
 
     def delete(self, txn: Any, user_id: str, unit_id: int, record: dict[str, Any]) -> Changes:
@@ -205,7 +206,7 @@ class WorkingSet:
         if unit is not None:
             self._remove(txn, st, unit)
             ch.forgotten.append(unit_id)
-            self._save_state(txn, st)
+        self._save_state(txn, st, ch)
         txn.put(unit_key(user_key(user_id), unit_id), json.dumps(record).encode(),
                 db=self.db["tombstones"])
         return ch
@@ -217,12 +218,12 @@ class WorkingSet:
         st = self.state(txn, user_id)
         for unit_id in unit_ids:
             unit = self.load(txn, user_id, unit_id)
-            if unit is None:
-                unit = self._restore_by_id(txn, st, user_id, unit_id)
             if unit is not None:
                 self._reinforce(txn, st, unit, st.now, ch, access=access)
+            else:
+                self._restore_by_id(txn, st, user_id, unit_id, ch, access=access)
         self._enforce_capacity(txn, st, ch)
-        self._save_state(txn, st)
+        self._save_state(txn, st, ch)
         return ch
 
     def reinforce_terms(self, txn: Any, st: UserState, terms: tuple[str, ...], now: float,
@@ -251,10 +252,10 @@ class WorkingSet:
                 for uid, origin, start, end in hits:
                     done.add(uid)
                     unit = self.load(txn, st.user_id, uid)
-                    if unit is None:
-                        unit = self._restore(txn, st, uid, origin, start, end)
                     if unit is not None:
                         self._reinforce(txn, st, unit, now, ch, source=source, access=False)
+                        budget -= 1
+                    elif self._restore(txn, st, uid, origin, start, end, now, ch, source):
                         budget -= 1
 
     # -- internals ----------------------------------------------------------------
@@ -329,9 +330,17 @@ class WorkingSet:
                 txn.delete(fp, db=self.db["fingerprints"])
 
     def _replace(self, txn: Any, st: UserState, old: MemoryUnit, new: MemoryUnit) -> None:
-        """The same unit in a new state (degraded, reinforced): its fingerprint stays."""
-        self._unput(txn, st, old)
-        self._put(txn, st, new)
+        """The same unit in a new state (degraded, reinforced): its fingerprint stays,
+        and only the schedule entries that moved are rewritten."""
+        txn.put(unit_key(user_key(new.user_id), new.id), new.to_record(), db=self.db["units"])
+        for db, before, after in zip(("due", "expiry"), self._schedule_keys(old),
+                                     self._schedule_keys(new), strict=True):
+            if before != after:
+                txn.delete(before, db=self.db[db])
+                txn.put(after, b"", db=self.db[db])
+        st.levels[old.level] -= 1
+        st.levels[new.level] += 1
+        st.tokens += estimate_tokens(new.text) - estimate_tokens(old.text)
 
     def _reinforce(self, txn: Any, st: UserState, unit: MemoryUnit, now: float, ch: Changes,
                    *, source: int | None = None, access: bool = False) -> None:
@@ -341,16 +350,16 @@ class WorkingSet:
             full = self._from_log(txn, unit.user_id, unit.id, unit.origin, *unit.span)
             if full is None:
                 return  # its turn no longer yields a unit; leave it as it is
-            restored = dataclasses.replace(
-                full, created_at=unit.created_at, stability_days=unit.stability_days,
+            restored = full.evolve(
+                created_at=unit.created_at, stability_days=unit.stability_days,
                 reinforcements=unit.reinforcements, access_count=unit.access_count,
                 sources=unit.sources, metadata=unit.metadata)
         growth = 1.0 + (self.s.reinforce_growth - 1.0) * (1.0 - unit.retention(now))
         sources = restored.sources
         if source is not None and source not in sources:
             sources = (*sources, source)[-MAX_SOURCES:]
-        new = dataclasses.replace(
-            restored, last_reinforced=max(now, unit.last_reinforced),
+        new = restored.evolve(
+            last_reinforced=max(now, unit.last_reinforced),
             stability_days=unit.stability_days * growth,
             reinforcements=unit.reinforcements + 1,
             access_count=unit.access_count + (1 if access else 0), sources=sources)
@@ -370,33 +379,43 @@ class WorkingSet:
         if ex is None:
             return None
         unit = self._new_unit(turn, ex, turn.timestamp)
-        return dataclasses.replace(unit, id=unit_id)
+        return unit.evolve(id=unit_id)
 
     def _restore(self, txn: Any, st: UserState, unit_id: int, origin: int, start: int,
-                 end: int) -> MemoryUnit | None:
-        """Bring a forgotten unit back into the working set from the raw log."""
+                 end: int, now: float, ch: Changes, source: int | None = None,
+                 access: bool = False) -> bool:
+        """Bring a forgotten unit back into the working set, verbatim, from the raw log.
+
+        Being forgotten and then needed is what spaced repetition rewards most:
+        it returns with its stability grown by the full ``reinforce_growth``.
+        """
         if self.is_deleted(txn, st.user_id, unit_id):
-            return None
+            return False
         unit = self._from_log(txn, st.user_id, unit_id, origin, start, end)
         if unit is None:
-            return None
-        # It was forgotten: it re-enters as a trace, and _reinforce lifts it to verbatim.
-        unit = dataclasses.replace(unit.degraded_to(3), last_reinforced=st.now,
-                                   stability_days=unit.stability_days * self.s.reinforce_growth)
+            return False
+        sources = unit.sources if source is None or source in unit.sources else (
+            *unit.sources, source)
+        unit = unit.evolve(last_reinforced=max(now, unit.last_reinforced),
+                           stability_days=unit.stability_days * self.s.reinforce_growth,
+                           reinforcements=1, access_count=1 if access else 0, sources=sources)
         self._insert(txn, st, unit)
-        return unit
+        ch.restored.append(unit)
+        return True
 
-    def _restore_by_id(self, txn: Any, st: UserState, user_id: str,
-                       unit_id: int) -> MemoryUnit | None:
+    def _restore_by_id(self, txn: Any, st: UserState, user_id: str, unit_id: int,
+                       ch: Changes, *, access: bool) -> bool:
         turn = rawlog.get_turn(self.store, txn, unit_id >> 8)
         if turn is None or turn.user_id != user_id:
-            return None
+            return False
         if turn.role == "memory":
-            return self._restore(txn, st, unit_id, turn.id, 0, len(turn.text))
+            return self._restore(txn, st, unit_id, turn.id, 0, len(turn.text), st.now, ch,
+                                 access=access)
         for ex in self._analyze(turn).units:
             if ex.index == unit_id & 0xFF:
-                return self._restore(txn, st, unit_id, turn.id, ex.start, ex.end)
-        return None
+                return self._restore(txn, st, unit_id, turn.id, ex.start, ex.end, st.now, ch,
+                                     access=access)
+        return False
 
     def _degrade(self, txn: Any, st: UserState, unit: MemoryUnit, level: int,
                  ch: Changes) -> None:
@@ -465,8 +484,8 @@ class WorkingSet:
             group.sort(key=lambda u: (u.retention(st.now), u.last_reinforced, u.id), reverse=True)
             keep, rest = group[0], group[1:]
             sources = sorted({s for u in group for s in u.sources})[-MAX_SOURCES:]
-            new = dataclasses.replace(
-                keep, sources=tuple(sources),
+            new = keep.evolve(
+                sources=tuple(sources),
                 reinforcements=sum(u.reinforcements for u in group) + len(rest),
                 access_count=sum(u.access_count for u in group))
             self._replace(txn, st, keep, new)
@@ -478,9 +497,10 @@ class WorkingSet:
                         db=self.db["tombstones"])
                 ch.forgotten.append(unit.id)
                 merged += 1
-        self._save_state(txn, st)
+        self._save_state(txn, st, ch)
         return merged, ch
 
-    def _save_state(self, txn: Any, st: UserState) -> None:
+    def _save_state(self, txn: Any, st: UserState, ch: Changes) -> None:
         st.version += 1
+        ch.version = st.version
         txn.put(user_key(st.user_id), st.to_bytes(), db=self.db["users"])
