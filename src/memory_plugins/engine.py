@@ -277,7 +277,7 @@ class MemoryEngine:
             raise ValidationError("a memory's text must not be empty")
         meta = _check_metadata(metadata)
         turn = self._make_turn(text, _MEMORY_ROLE, user_id, session_id, None, timestamp,
-                               {"op": "add", "metadata": meta})
+                               {"op": "add", "type": type, "metadata": meta})
 
         def fn(txn: Any) -> tuple[MemoryUnit, Changes]:
             logged = rawlog.append(self._store, txn, turn)
@@ -303,18 +303,29 @@ class MemoryEngine:
                 "memory); its turn is still in the log: reinforce([id]) brings it back")
         return unit
 
-    def _present(self, txn: Any, unit: MemoryUnit, now: float) -> MemoryUnit | None:
-        """A unit as callers see it: at the level the forgetting curve gives it now
-        (even while its stored record waits for its scheduled degradation), with
-        its strength and its source turn's metadata. None if the curve says gone."""
-        level = unit.level_at(now, self.settings.level_thresholds)
+    def _present(self, txn: Any, unit: MemoryUnit, now: float, *,
+                 curve: bool = True) -> MemoryUnit | None:
+        """A unit as callers see it: its sentence read from the log, its strength,
+        its source turn's metadata, and (with ``curve``) the level the forgetting
+        curve gives it now, even while its record waits for its scheduled
+        degradation. None if the curve says it is gone."""
+        level = unit.level_at(now, self.settings.level_thresholds) if curve else unit.level
         if level >= GONE:
             return None
+        turn = rawlog.get_turn(self._store, txn, unit.origin)
         meta = unit.metadata
-        if meta is None and unit.origin:
-            turn = rawlog.get_turn(self._store, txn, unit.origin)
-            meta = turn.metadata if turn is not None and turn.role != _MEMORY_ROLE else None
-        return unit.degraded_to(level).evolve(metadata=meta, strength=unit.retention(now))
+        if meta is None and turn is not None and turn.role != _MEMORY_ROLE:
+            meta = turn.metadata
+        verbatim = turn.text[unit.span[0]:unit.span[1]] if turn is not None else None
+        if level > 0:
+            verbatim = None
+        return unit.degraded_to(level).evolve(verbatim=verbatim, metadata=meta,
+                                             strength=unit.retention(now))
+
+    def _shown_text(self, txn: Any, unit: MemoryUnit) -> str:
+        shown = self._present(txn, unit, 0.0, curve=False)
+        assert shown is not None
+        return shown.text
 
     def get(self, memory_id: int, *, user_id: str | None = None) -> MemoryUnit:
         """One memory by id; with ``user_id``, only if it is that user's."""
@@ -368,7 +379,8 @@ class MemoryEngine:
             logged = rawlog.append(self._store, txn, turn)
             new, ch = self._ws.update_explicit(txn, old, logged, meta)
             self._record_event(txn, user_id, MemoryEvent(
-                memory_id, "UPDATE", old.text, new.text, logged.id, logged.timestamp))
+                memory_id, "UPDATE", self._shown_text(txn, old), turn.text, logged.id,
+                logged.timestamp))
             return new, ch
 
         unit: MemoryUnit = self._commit(user_id, fn)
@@ -388,8 +400,8 @@ class MemoryEngine:
             unit = self._ws.load(txn, user_id, memory_id)
             logged = rawlog.append(self._store, txn, turn)
             self._record_event(txn, user_id, MemoryEvent(
-                memory_id, "DELETE", unit.text if unit else None, None, logged.id,
-                logged.timestamp))
+                memory_id, "DELETE", self._shown_text(txn, unit) if unit else None, None,
+                logged.id, logged.timestamp))
             return None, self._ws.delete(txn, user_id, memory_id,
                                          {"turn_id": logged.id, "at": logged.timestamp})
 
@@ -434,7 +446,9 @@ class MemoryEngine:
             return [*ch.reinforced, *ch.restored], ch
 
         units: list[MemoryUnit] = self._commit(user_id, fn)
-        return units
+        with self._store.read() as txn:
+            shown = [self._present(txn, u, u.last_reinforced, curve=False) for u in units]
+        return [u for u in shown if u is not None]
 
     def consolidate(self, *, user_id: str) -> int:
         """Merge near-duplicate memories (same compressed form); returns how many went."""

@@ -58,6 +58,7 @@ _I_VERB = re.compile(
     r"(?P<prep> (?:to|on|in|at|for|with|about|into|from|up|out|over))? (?P<val>[^,.;!?]+)",
     re.IGNORECASE)
 _MY_THING = re.compile(r"\bmy (?P<noun>[a-z]+)(?:'s|’s)?", re.IGNORECASE)
+_MAX_TERMS = 3  # mention keys indexed per unit: the restore index grows with the log
 _HAVE = frozenset({"have", "had", "got", "get"})  # stopwords, yet real verbs after "I"
 _FIRST_PERSON = re.compile(r"\b(?:I|my|me|mine)\b", re.IGNORECASE)
 _QUESTION = re.compile(r"\?[\"')\]]*\s*$")
@@ -212,11 +213,12 @@ def _extract_sentence(text: str, start: int, end: int, index: int, subject: str,
     terms += [f"{subject}|{w.lower()}" for w in _content_words(value_raw or "")[:3]
               if not w[:1].isdigit()]
     terms += [e.lower() for e in entities[:3] if not e[:1].isdigit()]
+    terms = list(dict.fromkeys(terms))[:_MAX_TERMS]
     kind = next((name for name, rule in _TYPE_RULES if rule.search(sentence)), "episodic")
     importance = 1.0 + 0.25 * min(4, len(entities) + len(dates))
     return Extracted(index=index, start=start, end=end, text=sentence, type=kind,
                      subject=subject, relation=relation, value=value,
-                     terms=tuple(dict.fromkeys(terms)), importance=importance)
+                     terms=tuple(terms), importance=importance)
 
 
 def analyze_turn(text: str, *, role: str, speaker: str | None, when: dt.datetime,

@@ -41,7 +41,7 @@ import lz4.block
 from .errors import CorruptionError
 
 __all__ = ["FRAME_VERSION", "HASH_SIZE", "ZERO_HASH", "Turn", "decode_frame", "encode_frame",
-           "frame_hash"]
+           "frame_hash", "get_varint", "put_varint"]
 
 MAGIC = b"MPLF"
 FRAME_VERSION = 1
@@ -78,14 +78,14 @@ def frame_hash(frame: bytes) -> bytes:
     return hashlib.blake2b(frame, digest_size=HASH_SIZE).digest()
 
 
-def _put_varint(out: bytearray, n: int) -> None:
+def put_varint(out: bytearray, n: int) -> None:
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
 
 
-def _get_varint(buf: bytes, pos: int) -> tuple[int, int]:
+def get_varint(buf: bytes, pos: int) -> tuple[int, int]:
     n = shift = 0
     while True:
         if pos >= len(buf):
@@ -121,9 +121,9 @@ def encode_frame(turn: Turn, prev_hash: bytes) -> bytes:
     for i, f in enumerate(fields):
         optional = i in (1, 3, 5)
         if f is None:
-            _put_varint(raw, 0)
+            put_varint(raw, 0)
             continue
-        _put_varint(raw, len(f) + 1 if optional else len(f))
+        put_varint(raw, len(f) + 1 if optional else len(f))
         raw += f
     payload = bytes(raw)
     flags = 0
@@ -168,7 +168,7 @@ def decode_frame(frame: bytes) -> Turn:
         vals: list[str | None] = []
         pos = 0
         for i in range(6):
-            n, pos = _get_varint(payload, pos)
+            n, pos = get_varint(payload, pos)
             if i in (1, 3, 5):
                 if n == 0:
                     vals.append(None)

@@ -27,7 +27,7 @@ import lmdb
 
 from .errors import StorageError, StoreClosedError, StoreLockedError, ValidationError
 
-__all__ = ["Store", "pack_u64", "term_key", "unpack_u64", "user_key"]
+__all__ = ["Store", "pack_u64", "term_key", "unpack_u64", "user_key", "user_prefix"]
 
 T = TypeVar("T")
 STORE_FORMAT = b"1"
@@ -40,11 +40,12 @@ DATABASES: dict[str, tuple[bool, bool]] = {
     "user_turns": (True, True),  # user_key -> seq (dups, sorted)
     "chains": (False, False),  # user_key -> last seq, last hash, turn count
     "users": (False, False),  # user_key -> per-user working-set state
-    "units": (False, False),  # user_key + unit_id -> unit record
+    "units": (False, False),  # unit_id -> user_key + unit record (appended: pages stay full)
+    "user_units": (True, True),  # user_key -> unit_id (dups): a user's working set
     "due": (False, False),  # user_key + due time + unit_id -> b"": next degradation
     "expiry": (False, False),  # user_key + forget time + unit_id -> b"": weakest first
-    "fingerprints": (False, False),  # user_key + text hash -> unit_id: dedup
-    "mentions": (True, True),  # user_key + term hash -> unit_id + origin: restore index
+    "fingerprints": (False, False),  # user prefix + text hash -> unit_id: dedup
+    "mentions": (True, True),  # user prefix + term hash -> unit_id + span: restore index
     "tombstones": (False, False),  # user_key + unit_id -> deletion record
     "history": (False, False),  # user_key + unit_id + seq -> ADD/UPDATE/DELETE event
 }
@@ -61,6 +62,13 @@ def unpack_u64(b: bytes, offset: int = 0) -> int:
 @functools.lru_cache(maxsize=4096)  # hashed on every index access of the write path
 def user_key(user_id: str) -> bytes:
     return hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def user_prefix(user_id: str) -> bytes:
+    """8 bytes of the user key, for the hint indexes (mentions, fingerprints): they
+    only name candidate units, which are then loaded under the full 16-byte key, so
+    a prefix collision costs a lookup, never another user's data."""
+    return user_key(user_id)[:8]
 
 
 def term_key(term: str) -> bytes:

@@ -4,12 +4,14 @@ A unit is one sentence or fact of a turn. Its id is derived from where it came
 from (``turn id << 8 | index in the turn``), so a unit forgotten and later
 restored from the log comes back under the same id.
 
-Degradation really removes information from the stored record:
+The stored record never copies the sentence: the raw log holds it, and the
+record points at it (origin turn + span). Degradation changes what may be shown
+and really removes information from the record:
 
-    level 0 verbatim     record keeps the sentence       My dog's name is Potola.
-    level 1 compressed   sentence dropped                user|dog|Potola
-    level 2 abbreviated  value cut to its initials       user|dog|P
-    level 3 trace        value dropped                   user|dog
+    level 0 verbatim     the sentence, read from the log   My dog's name is Potola.
+    level 1 compressed   subject|relation|value            user|dog|Potola
+    level 2 abbreviated  value cut to its initials         user|dog|P
+    level 3 trace        value dropped                     user|dog
     gone                 record deleted (the raw log still has the turn)
 """
 
@@ -18,16 +20,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import struct
 from typing import Any
 
 from .errors import CorruptionError
+from .frames import get_varint, put_varint
+from .settings import MEMORY_TYPES
 
 __all__ = ["GONE", "LEVEL_NAMES", "MemoryUnit", "abbreviate", "estimate_tokens"]
 
 LEVEL_NAMES = ("verbatim", "compressed", "abbreviated", "trace")
 GONE = 4
 SECONDS_PER_DAY = 86400.0
-_RECORD_VERSION = 1
+_RECORD_VERSION = 2
+# version, level, type, flags, reinforcements, access count, created, last reinforced,
+# stability (days), origin turn, span start, span end, fingerprint, number of sources
+_RECORD = struct.Struct("<BBBBHIdddQII8sB")
+_TYPE_INDEX = {name: i for i, name in enumerate(MEMORY_TYPES)}
 
 
 def abbreviate(value: str) -> str:
@@ -43,13 +52,13 @@ def abbreviate(value: str) -> str:
     return " ".join(out)
 
 
-def estimate_tokens(text: str) -> int:
-    """A cheap token estimate (about four UTF-8 bytes a token) for capacities.
+def estimate_tokens(chars: int) -> int:
+    """A cheap token estimate (about four characters a token) for capacities.
 
     Prompts are counted exactly by the target model's tokenizer; the working
     set only needs a stable, fast measure of its size.
     """
-    return (len(text.encode("utf-8", "surrogatepass")) + 3) // 4
+    return (chars + 3) // 4
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,7 +69,7 @@ class MemoryUnit:
     user_id: str
     type: str  # one of settings.MEMORY_TYPES
     level: int  # 0 verbatim .. 3 trace
-    verbatim: str | None  # None once degraded past level 0
+    verbatim: str | None  # the sentence when read for callers; never stored in the record
     subject: str
     relation: str
     value: str | None  # full at levels 0-1, abbreviated at 2, None at 3
@@ -72,7 +81,6 @@ class MemoryUnit:
     origin: int  # the turn whose text holds the verbatim form (changes on update)
     span: tuple[int, int]  # character span of the sentence in that turn's text
     sources: tuple[int, ...]  # every turn that said it (duplicates merge here)
-    terms: tuple[str, ...]  # mention keys: "user|dog", entity names
     metadata: dict[str, Any] | None = None  # caller's: the source turn's, or add()'s
     fingerprint: str = ""  # hash of the normalised sentence: repeats reinforce, not add
     strength: float = 1.0  # retention at the time it was read, 0..1
@@ -95,6 +103,13 @@ class MemoryUnit:
             return head
         value = self.value if level == 1 or self.level == 2 else abbreviate(self.value)
         return f"{head}|{value}"
+
+    def size_tokens(self) -> int:
+        """Estimated tokens of the unit at its level (verbatim: its span's length)."""
+        if self.level == 0:
+            return estimate_tokens(self.span[1] - self.span[0])
+        form = self.form(self.level)
+        return estimate_tokens(len(form) if form else 0)
 
     def retention(self, now: float) -> float:
         age = max(0.0, now - self.last_reinforced)
@@ -134,34 +149,57 @@ class MemoryUnit:
             raise TypeError(f"MemoryUnit has no field(s) {sorted(changes)}")
         return new
 
-    # -- persistence: a compact JSON list, versioned -------------------------------
+    # -- persistence: a compact binary record, versioned --------------------------
 
     def to_record(self) -> bytes:
-        rec: list[Any] = [
-            _RECORD_VERSION, self.user_id, self.type, self.level, self.verbatim, self.subject,
-            # Floats unrounded: schedule keys are recomputed from them and must match.
-            self.relation, self.value, self.created_at,
-            self.last_reinforced, self.stability_days, self.reinforcements,
-            self.access_count, self.origin, self.span[0], self.span[1], list(self.sources),
-            list(self.terms), self.metadata, self.fingerprint,
-        ]
-        return json.dumps(rec, ensure_ascii=False, separators=(",", ":")).encode(
-            "utf-8", "surrogatepass")
+        flags = (1 if self.value is not None else 0) | (2 if self.metadata is not None else 0)
+        out = bytearray(_RECORD.pack(
+            _RECORD_VERSION, self.level, _TYPE_INDEX[self.type], flags,
+            min(self.reinforcements, 0xFFFF), min(self.access_count, 0xFFFFFFFF),
+            self.created_at, self.last_reinforced, self.stability_days, self.origin,
+            self.span[0], self.span[1], bytes.fromhex(self.fingerprint or "00" * 8),
+            len(self.sources)))
+        for source in self.sources:
+            put_varint(out, source)
+        # The user id is not repeated here: the record's key holds its 128-bit hash.
+        texts = [self.subject, self.relation]
+        if self.value is not None:
+            texts.append(self.value)
+        if self.metadata is not None:
+            texts.append(json.dumps(self.metadata, ensure_ascii=False, separators=(",", ":")))
+        for text in texts:
+            raw = text.encode("utf-8", "surrogatepass")
+            put_varint(out, len(raw))
+            out += raw
+        return bytes(out)
 
     @classmethod
-    def from_record(cls, unit_id: int, raw: bytes) -> MemoryUnit:
+    def from_record(cls, unit_id: int, user_id: str, raw: bytes) -> MemoryUnit:
         try:
-            r = json.loads(raw.decode("utf-8", "surrogatepass"))
-            if r[0] != _RECORD_VERSION:
-                raise ValueError(f"unit record version {r[0]}")
+            (version, level, kind, flags, reinforcements, access, created, last, stability,
+             origin, start, end, fp, n_sources) = _RECORD.unpack_from(raw)
+            if version != _RECORD_VERSION:
+                raise ValueError(f"unit record version {version}")
+            pos = _RECORD.size
+            sources = []
+            for _ in range(n_sources):
+                source, pos = get_varint(raw, pos)
+                sources.append(source)
+            texts = []
+            for _ in range(2 + (flags & 1) + (flags >> 1 & 1)):
+                n, pos = get_varint(raw, pos)
+                texts.append(raw[pos : pos + n].decode("utf-8", "surrogatepass"))
+                pos += n
+            value = texts[2] if flags & 1 else None
+            metadata = json.loads(texts[-1]) if flags & 2 else None
             return cls(
-                id=unit_id, user_id=r[1], type=r[2], level=r[3], verbatim=r[4], subject=r[5],
-                relation=r[6], value=r[7], created_at=r[8], last_reinforced=r[9],
-                stability_days=r[10], reinforcements=r[11], access_count=r[12], origin=r[13],
-                span=(r[14], r[15]), sources=tuple(r[16]), terms=tuple(r[17]),
-                metadata=r[18], fingerprint=r[19],
-            )
-        except (ValueError, IndexError, TypeError) as exc:
+                id=unit_id, user_id=user_id, type=MEMORY_TYPES[kind], level=level,
+                verbatim=None, subject=texts[0], relation=texts[1], value=value,
+                created_at=created, last_reinforced=last, stability_days=stability,
+                reinforcements=reinforcements, access_count=access, origin=origin,
+                span=(start, end), sources=tuple(sources), metadata=metadata,
+                fingerprint=fp.hex())
+        except (ValueError, IndexError, struct.error) as exc:
             raise CorruptionError(f"memory {unit_id} has an unreadable record: {exc}") from exc
 
 

@@ -29,12 +29,12 @@ from . import rawlog
 from .extract import Extracted, TurnAnalysis, analyze_turn, extract_span, fingerprint
 from .frames import Turn
 from .settings import Settings
-from .storage import Store, pack_time, pack_u64, term_key, unpack_u64, user_key
-from .units import GONE, MemoryUnit, estimate_tokens
+from .storage import Store, pack_time, pack_u64, term_key, unpack_u64, user_key, user_prefix
+from .units import GONE, MemoryUnit
 
 __all__ = ["Changes", "UserState", "WorkingSet"]
 
-_MENTION = struct.Struct(">QQII")  # unit id, origin turn, span start, span end
+_MENTION = struct.Struct(">QII")  # unit id, span start, span end (in turn id >> 8)
 MAX_SOURCES = 16  # a unit said many times keeps its latest 16 source turns
 
 
@@ -102,23 +102,19 @@ class WorkingSet:
         return UserState.from_bytes(bytes(raw))
 
     def load(self, txn: Any, user_id: str, unit_id: int) -> MemoryUnit | None:
-        raw = txn.get(unit_key(user_key(user_id), unit_id), db=self.db["units"])
-        if raw is None:
-            return None
-        unit = MemoryUnit.from_record(unit_id, bytes(raw))
-        return unit if unit.user_id == user_id else None
+        raw = txn.get(pack_u64(unit_id), db=self.db["units"])
+        if raw is None or raw[:16] != user_key(user_id):
+            return None  # no such unit, or another user's
+        return MemoryUnit.from_record(unit_id, user_id, bytes(raw[16:]))
 
     def iter_units(self, txn: Any, user_id: str) -> Iterator[MemoryUnit]:
-        ukey = user_key(user_id)
-        with txn.cursor(db=self.db["units"]) as cur:
-            if not cur.set_range(ukey):
-                return
-            for key, raw in cur:
-                if key[:16] != ukey:
-                    return
-                unit = MemoryUnit.from_record(unpack_u64(key, 16), bytes(raw))
-                if unit.user_id == user_id:
-                    yield unit
+        with txn.cursor(db=self.db["user_units"]) as cur:
+            ids = ([unpack_u64(v) for v in cur.iternext_dup(keys=False)]
+                   if cur.set_key(user_key(user_id)) else [])
+        for unit_id in ids:
+            unit = self.load(txn, user_id, unit_id)
+            if unit is not None:
+                yield unit
 
     def original_text(self, txn: Any, origin: Turn, unit_id: int) -> str | None:
         """The sentence a unit was created from (its first, pre-update form)."""
@@ -154,7 +150,7 @@ class WorkingSet:
                 continue
             unit = self._new_unit(turn, ex, now)
             self._insert(txn, st, unit)
-            self._index_mentions(txn, unit)
+            self._index_mentions(txn, unit, ex.terms)
             ch.added.append(unit)
             fresh.add(unit_id)
         self.reinforce_terms(txn, st, analysis.mentions, now, ch, skip=fresh, source=turn.id)
@@ -169,10 +165,10 @@ class WorkingSet:
         ch = Changes()
         st = self.state(txn, turn.user_id)
         now = st.now = max(st.now, turn.timestamp)
-        unit = self._new_unit(turn, self._explicit_extract(turn, kind), now)
-        unit = unit.evolve(metadata=metadata)
+        ex = self._explicit_extract(turn, kind)
+        unit = self._new_unit(turn, ex, now).evolve(metadata=metadata)
         self._insert(txn, st, unit)
-        self._index_mentions(txn, unit)
+        self._index_mentions(txn, unit, ex.terms)
         ch.added.append(unit)
         self._enforce_capacity(txn, st, ch)
         self._save_state(txn, st, ch)
@@ -193,7 +189,7 @@ class WorkingSet:
             sources=(*unit.sources, turn.id)[-MAX_SOURCES:],
             metadata=metadata if metadata is not None else unit.metadata)
         self._insert(txn, st, new)
-        self._index_mentions(txn, new)
+        self._index_mentions(txn, new, ex.terms)
         ch.reinforced.append(new)
         self._enforce_capacity(txn, st, ch)
         self._save_state(txn, st, ch)
@@ -230,32 +226,32 @@ class WorkingSet:
                         ch: Changes, *, skip: set[int], source: int | None) -> None:
         """Mentioned again: reinforce the newest units carrying each term."""
         budget = self.s.restore_per_turn
-        ukey = user_key(st.user_id)
+        prefix = user_prefix(st.user_id)
         done = set(skip)
         with txn.cursor(db=self.db["mentions"]) as cur:
             for term in terms:
                 if budget <= 0:
                     return
-                if not cur.set_key(ukey + term_key(term)):
+                if not cur.set_key(prefix + term_key(term)):
                     continue
                 if cur.count() > self.s.common_term_limit:
                     continue  # said everywhere: not a specific mention
                 cur.last_dup()
-                hits: list[tuple[int, int, int, int]] = []
+                hits: list[tuple[int, int, int]] = []
                 for raw in cur.iterprev_dup(keys=False):
-                    uid, origin, start, end = _MENTION.unpack(bytes(raw))
+                    uid, start, end = _MENTION.unpack(bytes(raw))
                     if uid in done or any(h[0] == uid for h in hits):
                         continue
-                    hits.append((uid, origin, start, end))
+                    hits.append((uid, start, end))
                     if len(hits) >= budget:
                         break
-                for uid, origin, start, end in hits:
+                for uid, start, end in hits:
                     done.add(uid)
                     unit = self.load(txn, st.user_id, uid)
                     if unit is not None:
                         self._reinforce(txn, st, unit, now, ch, source=source, access=False)
                         budget -= 1
-                    elif self._restore(txn, st, uid, origin, start, end, now, ch, source):
+                    elif self._restore(txn, st, uid, uid >> 8, start, end, now, ch, source):
                         budget -= 1
 
     # -- internals ----------------------------------------------------------------
@@ -279,18 +275,18 @@ class WorkingSet:
             verbatim=ex.text, subject=ex.subject, relation=ex.relation, value=ex.value or None,
             created_at=turn.timestamp, last_reinforced=now, stability_days=base,
             reinforcements=0, access_count=0, origin=turn.id, span=(ex.start, ex.end),
-            sources=(turn.id,), terms=ex.terms, fingerprint=fingerprint(ex.text).hex(),
+            sources=(turn.id,), fingerprint=fingerprint(ex.text).hex(),
         )
 
     def _duplicate_of(self, txn: Any, user_id: str, text: str) -> MemoryUnit | None:
-        raw = txn.get(user_key(user_id) + fingerprint(text), db=self.db["fingerprints"])
+        raw = txn.get(user_prefix(user_id) + fingerprint(text), db=self.db["fingerprints"])
         return None if raw is None else self.load(txn, user_id, unpack_u64(bytes(raw)))
 
-    def _index_mentions(self, txn: Any, unit: MemoryUnit) -> None:
-        ukey = user_key(unit.user_id)
-        entry = _MENTION.pack(unit.id, unit.origin, unit.span[0], unit.span[1])
-        for term in unit.terms:
-            txn.put(ukey + term_key(term), entry, db=self.db["mentions"], dupdata=True)
+    def _index_mentions(self, txn: Any, unit: MemoryUnit, terms: tuple[str, ...]) -> None:
+        prefix = user_prefix(unit.user_id)
+        entry = _MENTION.pack(unit.id, unit.span[0], unit.span[1])
+        for term in terms:
+            txn.put(prefix + term_key(term), entry, db=self.db["mentions"], dupdata=True)
 
     def _schedule_keys(self, unit: MemoryUnit) -> tuple[bytes, bytes]:
         ukey, th = user_key(unit.user_id), self.s.level_thresholds
@@ -298,41 +294,52 @@ class WorkingSet:
         return (ukey + pack_time(unit.crossing_time(unit.level, th)) + tail,
                 ukey + pack_time(unit.crossing_time(3, th)) + tail)
 
+    def _write_record(self, txn: Any, unit: MemoryUnit, *, new: bool) -> None:
+        key, value = pack_u64(unit.id), user_key(unit.user_id) + unit.to_record()
+        if new:
+            # New units have the highest id so far: appending keeps pages full. A
+            # restored unit has an older id; LMDB then refuses the append (False).
+            if not txn.put(key, value, db=self.db["units"], append=True):
+                txn.put(key, value, db=self.db["units"])
+            txn.put(user_key(unit.user_id), key, db=self.db["user_units"], dupdata=True)
+        else:
+            txn.put(key, value, db=self.db["units"])
+
     def _put(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
-        """Write a unit's record and schedule entries, and count it."""
-        txn.put(unit_key(user_key(unit.user_id), unit.id), unit.to_record(), db=self.db["units"])
+        """Schedule a unit's degradation and count it."""
         due, expiry = self._schedule_keys(unit)
         txn.put(due, b"", db=self.db["due"])
         txn.put(expiry, b"", db=self.db["expiry"])
         st.levels[unit.level] += 1
-        st.tokens += estimate_tokens(unit.text)
+        st.tokens += unit.size_tokens()
 
     def _unput(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
         due, expiry = self._schedule_keys(unit)
         txn.delete(due, db=self.db["due"])
         txn.delete(expiry, db=self.db["expiry"])
         st.levels[unit.level] -= 1
-        st.tokens -= estimate_tokens(unit.text)
+        st.tokens -= unit.size_tokens()
 
     def _insert(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
+        self._write_record(txn, unit, new=True)
         self._put(txn, st, unit)
         if unit.fingerprint:
-            txn.put(user_key(unit.user_id) + bytes.fromhex(unit.fingerprint),
+            txn.put(user_prefix(unit.user_id) + bytes.fromhex(unit.fingerprint),
                     pack_u64(unit.id), db=self.db["fingerprints"])
 
     def _remove(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
-        ukey = user_key(unit.user_id)
         self._unput(txn, st, unit)
-        txn.delete(unit_key(ukey, unit.id), db=self.db["units"])
+        txn.delete(pack_u64(unit.id), db=self.db["units"])
+        txn.delete(user_key(unit.user_id), pack_u64(unit.id), db=self.db["user_units"])
         if unit.fingerprint:
-            fp = ukey + bytes.fromhex(unit.fingerprint)
+            fp = user_prefix(unit.user_id) + bytes.fromhex(unit.fingerprint)
             if txn.get(fp, db=self.db["fingerprints"]) == pack_u64(unit.id):
                 txn.delete(fp, db=self.db["fingerprints"])
 
     def _replace(self, txn: Any, st: UserState, old: MemoryUnit, new: MemoryUnit) -> None:
         """The same unit in a new state (degraded, reinforced): its fingerprint stays,
         and only the schedule entries that moved are rewritten."""
-        txn.put(unit_key(user_key(new.user_id), new.id), new.to_record(), db=self.db["units"])
+        self._write_record(txn, new, new=False)
         for db, before, after in zip(("due", "expiry"), self._schedule_keys(old),
                                      self._schedule_keys(new), strict=True):
             if before != after:
@@ -340,7 +347,7 @@ class WorkingSet:
                 txn.put(after, b"", db=self.db[db])
         st.levels[old.level] -= 1
         st.levels[new.level] += 1
-        st.tokens += estimate_tokens(new.text) - estimate_tokens(old.text)
+        st.tokens += new.size_tokens() - old.size_tokens()
 
     def _reinforce(self, txn: Any, st: UserState, unit: MemoryUnit, now: float, ch: Changes,
                    *, source: int | None = None, access: bool = False) -> None:
@@ -371,15 +378,32 @@ class WorkingSet:
         turn = rawlog.get_turn(self.store, txn, origin)
         if turn is None or turn.user_id != user_id:
             return None
-        if turn.role == "memory":  # an explicit memory is its whole text
-            ex: Extracted | None = self._explicit_extract(turn, None)
-        else:
-            ex = extract_span(turn.text, start, end, index=unit_id & 0xFF, role=turn.role,
+        if turn.role == "memory":  # an explicit memory: its whole latest text
+            turn = self._latest_version(txn, turn, unit_id)
+            info = turn.metadata or {}
+            explicit = self._explicit_extract(turn, info.get("type"))
+            unit = self._new_unit(turn, explicit, turn.timestamp)
+            return unit.evolve(id=unit_id, metadata=info.get("metadata"))
+        ex = extract_span(turn.text, start, end, index=unit_id & 0xFF, role=turn.role,
                               speaker=turn.speaker, when=when_of(turn))
         if ex is None:
             return None
         unit = self._new_unit(turn, ex, turn.timestamp)
         return unit.evolve(id=unit_id)
+
+    def _latest_version(self, txn: Any, added: Turn, unit_id: int) -> Turn:
+        """The log frame of an explicit memory's last update (or its add)."""
+        prefix = user_key(added.user_id) + pack_u64(unit_id)
+        latest = added
+        with txn.cursor(db=self.db["history"]) as cur:
+            if cur.set_range(prefix):
+                for key in cur.iternext(values=False):
+                    if key[:24] != prefix:
+                        break
+                    turn = rawlog.get_turn(self.store, txn, unpack_u64(key, 24))
+                    if turn is not None and (turn.metadata or {}).get("op") == "update":
+                        latest = turn
+        return latest
 
     def _restore(self, txn: Any, st: UserState, unit_id: int, origin: int, start: int,
                  end: int, now: float, ch: Changes, source: int | None = None,

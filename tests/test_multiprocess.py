@@ -1,0 +1,169 @@
+"""Several processes on one store: LMDB gives one writer at a time and many readers.
+
+Writers and readers are child processes running ``_writer.py``; they start
+together on a "go" line and report each acknowledged turn, so the test knows
+exactly what the store must hold afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from memory_plugins import MemoryEngine
+
+pytestmark = pytest.mark.slow
+
+
+def _load_writer() -> ModuleType:
+    path = Path(__file__).with_name("_writer.py")
+    spec = importlib.util.spec_from_file_location("_memory_plugins_test_writer", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+writer = _load_writer()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[object]:
+    """Start ``_writer.py`` children; any still running at the end are killed."""
+    children: list = []
+
+    def start(*args: str) -> object:
+        child = writer.Child(*args, stderr_path=tmp_path / f"child-{len(children)}.err")
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.proc.returncode is None:
+            child.kill()
+
+
+@pytest.mark.parametrize(
+    ("kind", "count", "map_size_mb"),
+    [
+        ("varied", 150, None),
+        # 200 KB turns into a 1 MiB map: both writers grow the map, each must adopt
+        # the size the other set (MDB_MAP_RESIZED), readers included.
+        ("big", 20, 1),
+    ],
+    ids=["varied", "growing-map"],
+)
+def test_two_writers_and_a_reader_share_one_store(
+        tmp_path: Path, spawn, kind: str, count: int, map_size_mb: int | None) -> None:
+    store = str(tmp_path / "store")
+    users = {"A": ["alice", "shared"], "B": ["bob", "shared"]}  # turn i goes to users[i % 2]
+    extra = ["--map-size-mb", str(map_size_mb)] if map_size_mb else []
+    writers = {
+        tag: spawn("write", "--path", store, "--tag", tag, "--kind", kind, "--count", str(count),
+                   "--wait-go", *[a for u in us for a in ("--user", u)], *extra)
+        for tag, us in users.items()
+    }
+    reader = spawn("read", "--path", store, "--kind", kind, "--user", "alice", "--user", "bob",
+                   "--user", "shared", "--expect", str(2 * count))
+    for child in [*writers.values(), reader]:
+        child.expect("ready")
+    for child in writers.values():
+        child.send("go")
+
+    for child in writers.values():
+        child.expect("done")
+        assert child.finish() == 0, child.stderr()
+    # The reader checked ids, per-writer order and texts on every pass it made
+    # while the writers wrote; it stops once it has seen every turn.
+    passes = int(reader.expect("done").split()[1])
+    assert reader.finish() == 0, reader.stderr()
+    assert passes >= 1
+
+    acks = {tag: child.acks() for tag, child in writers.items()}
+    ids = {tag: [turn_id for turn_id, _i, _h in a] for tag, a in acks.items()}
+    assert all(len(a) == count for a in ids.values())
+    assert all(a == sorted(a) for a in ids.values())
+    assert len(set(ids["A"]) | set(ids["B"])) == 2 * count  # unique across processes
+    # The writers really were concurrent: their turns interleave in the log.
+    order = sorted((turn_id, tag) for tag, a in ids.items() for turn_id in a)
+    switches = sum(1 for x, y in zip(order, order[1:], strict=False) if x[1] != y[1])
+    assert switches > 1
+
+    with MemoryEngine(store) as engine:
+        for tag, tag_acks in acks.items():
+            for turn_id, i, digest in tag_acks:
+                turn = engine.get_turn(turn_id)
+                assert turn.text == writer.text_for(kind, tag, i)
+                assert writer.text_hash(turn.text) == digest
+                assert (turn.user_id, turn.metadata) == (users[tag][i % 2], {"writer": tag, "i": i})
+        for user in ("alice", "bob", "shared"):
+            logged = list(engine.turns(user_id=user))
+            got = [(t.metadata or {}).get("writer") for t in logged], [t.id for t in logged]
+            expected = {tag: [i for i in range(count) if us[i % 2] == user]
+                        for tag, us in users.items()}
+            for tag, wanted in expected.items():  # each writer's turns, in its order
+                assert [t.metadata["i"] for t in logged if t.metadata["writer"] == tag] == wanted
+            assert got[1] == sorted(set(got[1]))  # ids increase
+            assert len(logged) == sum(map(len, expected.values()))
+        report = engine.verify()
+        assert report.ok, report.problems
+        assert (report.frames, report.users) == (2 * count, 3)
+        assert engine.health().ok
+
+
+def _fresh_view(spawn, store: str, user: str) -> dict:
+    """What a newly started process reads for ``user`` (stats and memories)."""
+    child = spawn("inspect", "--path", store, "--user", user)
+    assert child.finish() == 0, child.stderr()
+    (line,) = child.lines
+    view: dict = json.loads(line)
+    return view
+
+
+def _view(engine: MemoryEngine, user: str) -> dict:
+    stats = engine.stats(user)
+    return {
+        "user": user, "turns": stats.turns, "units": stats.units,
+        "units_by_level": stats.units_by_level, "working_set_tokens": stats.working_set_tokens,
+        "oldest": stats.oldest, "newest": stats.newest,
+        "memories": [[m.id, m.level, m.text] for m in engine.memories(user_id=user)],
+    }
+
+
+def test_an_open_engine_sees_what_another_process_wrote(tmp_path: Path, spawn) -> None:
+    store = str(tmp_path / "store")
+    with MemoryEngine(store) as engine:
+        for text in ["My dog's name is Potola.", "I live in Lisbon since 2019.",
+                     "My sister Ana works at the hospital.", "I prefer tea over coffee."]:
+            engine.observe(text, user_id="u")
+        before = engine.stats("u")
+        assert before.units > 0 and before.units_by_tier["hot"] > 0  # cached in this process
+
+        other = spawn("write", "--path", store, "--tag", "other", "--user", "u",
+                      "--count", "40")
+        other.expect("done")
+        assert other.finish() == 0, other.stderr()
+
+        # This process's view equals a fresh process's: counts, levels, tokens,
+        # memories; nothing served from its RAM cache of before the other's writes.
+        assert _view(engine, "u") == _fresh_view(spawn, store, "u")
+        stats = engine.stats("u")
+        assert stats.turns == before.turns + 40
+        assert stats.units_by_tier["hot"] == 0  # the stale cache was dropped
+
+        # And it keeps working: a new turn, its memories, the numbers.
+        turn_id = engine.observe("My cat is called Miso.", user_id="u")
+        assert turn_id == max(t.id for t in engine.turns(user_id="u"))
+        assert any("Miso" in m.text for m in engine.memories(user_id="u"))
+        after = engine.stats("u")
+        assert after.turns == stats.turns + 1
+        assert 0 < after.units_by_tier["hot"] <= after.units
+        mine = _view(engine, "u")
+    assert mine == _fresh_view(spawn, store, "u")
+    with MemoryEngine(store) as engine:
+        assert engine.verify().ok
