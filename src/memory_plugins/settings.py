@@ -57,13 +57,14 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # Retention below which a unit leaves level 0 (verbatim), 1 (compressed),
     # 2 (abbreviated) and 3 (trace, after which it is gone from the working set).
     "level_thresholds": [0.6, 0.35, 0.2, 0.1],
-    # Bounded work per observed turn: at most this many scheduled degradations.
-    "decay_steps_per_turn": 8,
+    # Bounded work per observed turn: at most this many scheduled degradations. Reads
+    # always show the level the curve gives *now*; this only paces the rewrites.
+    "decay_steps_per_turn": 4,
     # Reinforcement by mention: per turn, at most this many units reinforced or
     # restored from the log, and terms seen in more than `common_term_limit` units
     # (a name said in every session) count as no mention at all.
-    "restore_per_turn": 4,
-    "common_term_limit": 64,
+    "restore_per_turn": 2,
+    "common_term_limit": 16,
     # How many users' hot caches this process keeps.
     "cached_users": 64,
 }

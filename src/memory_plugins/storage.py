@@ -41,11 +41,13 @@ DATABASES: dict[str, tuple[bool, bool]] = {
     "chains": (False, False),  # user_key -> last seq, last hash, turn count
     "users": (False, False),  # user_key -> per-user working-set state
     "units": (False, False),  # unit_id -> user_key + unit record (appended: pages stay full)
-    "user_units": (True, True),  # user_key -> unit_id (dups): a user's working set
-    "due": (False, False),  # user_key + due time + unit_id -> b"": next degradation
-    "expiry": (False, False),  # user_key + forget time + unit_id -> b"": weakest first
-    "fingerprints": (False, False),  # user prefix + text hash -> unit_id: dedup
-    "mentions": (True, True),  # user prefix + term hash -> unit_id + span: restore index
+    # user_key + b"d" + due time + unit_id: next degradation, soonest first;
+    # user_key + b"e" + forget time + unit_id: weakest first (one per unit: the user's
+    # working set). One database: a durable commit costs per page it dirties.
+    "schedule": (False, False),
+    # user prefix + term hash -> unit_id + span (dups): the restore index; the term
+    # "\0fp" + sentence hash -> unit_id: duplicate detection.
+    "mentions": (True, True),
     "tombstones": (False, False),  # user_key + unit_id -> deletion record
     "history": (False, False),  # user_key + unit_id + seq -> ADD/UPDATE/DELETE event
 }

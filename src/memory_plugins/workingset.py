@@ -35,6 +35,7 @@ from .units import GONE, MemoryUnit
 __all__ = ["Changes", "UserState", "WorkingSet"]
 
 _MENTION = struct.Struct(">QII")  # unit id, span start, span end (in turn id >> 8)
+_DUE, _EXPIRY = b"d", b"e"  # the two parts of the schedule database
 MAX_SOURCES = 16  # a unit said many times keeps its latest 16 source turns
 
 
@@ -83,6 +84,10 @@ def unit_key(ukey: bytes, unit_id: int) -> bytes:
     return ukey + pack_u64(unit_id)
 
 
+def _fingerprint_key(user_id: str, fingerprint_hex: str) -> bytes:
+    return user_prefix(user_id) + term_key("\0fp" + fingerprint_hex)
+
+
 def when_of(turn: Turn) -> dt.datetime:
     return turn.datetime
 
@@ -108,9 +113,15 @@ class WorkingSet:
         return MemoryUnit.from_record(unit_id, user_id, bytes(raw[16:]))
 
     def iter_units(self, txn: Any, user_id: str) -> Iterator[MemoryUnit]:
-        with txn.cursor(db=self.db["user_units"]) as cur:
-            ids = ([unpack_u64(v) for v in cur.iternext_dup(keys=False)]
-                   if cur.set_key(user_key(user_id)) else [])
+        """The user's units, weakest first (every unit has one expiry entry)."""
+        prefix = user_key(user_id) + _EXPIRY
+        ids: list[int] = []
+        with txn.cursor(db=self.db["schedule"]) as cur:
+            if cur.set_range(prefix):
+                for key in cur.iternext(values=False):
+                    if key[:17] != prefix:
+                        break
+                    ids.append(unpack_u64(key, 25))
         for unit_id in ids:
             unit = self.load(txn, user_id, unit_id)
             if unit is not None:
@@ -279,8 +290,11 @@ class WorkingSet:
         )
 
     def _duplicate_of(self, txn: Any, user_id: str, text: str) -> MemoryUnit | None:
-        raw = txn.get(user_prefix(user_id) + fingerprint(text), db=self.db["fingerprints"])
-        return None if raw is None else self.load(txn, user_id, unpack_u64(bytes(raw)))
+        with txn.cursor(db=self.db["mentions"]) as cur:
+            if not cur.set_key(_fingerprint_key(user_id, fingerprint(text).hex())):
+                return None
+            cur.last_dup()
+            return self.load(txn, user_id, unpack_u64(cur.value()))
 
     def _index_mentions(self, txn: Any, unit: MemoryUnit, terms: tuple[str, ...]) -> None:
         prefix = user_prefix(unit.user_id)
@@ -289,10 +303,11 @@ class WorkingSet:
             txn.put(prefix + term_key(term), entry, db=self.db["mentions"], dupdata=True)
 
     def _schedule_keys(self, unit: MemoryUnit) -> tuple[bytes, bytes]:
+        """(due key, expiry key): when it leaves its level, and when it would be gone."""
         ukey, th = user_key(unit.user_id), self.s.level_thresholds
         tail = pack_u64(unit.id)
-        return (ukey + pack_time(unit.crossing_time(unit.level, th)) + tail,
-                ukey + pack_time(unit.crossing_time(3, th)) + tail)
+        return (ukey + _DUE + pack_time(unit.crossing_time(unit.level, th)) + tail,
+                ukey + _EXPIRY + pack_time(unit.crossing_time(3, th)) + tail)
 
     def _write_record(self, txn: Any, unit: MemoryUnit, *, new: bool) -> None:
         key, value = pack_u64(unit.id), user_key(unit.user_id) + unit.to_record()
@@ -301,22 +316,19 @@ class WorkingSet:
             # restored unit has an older id; LMDB then refuses the append (False).
             if not txn.put(key, value, db=self.db["units"], append=True):
                 txn.put(key, value, db=self.db["units"])
-            txn.put(user_key(unit.user_id), key, db=self.db["user_units"], dupdata=True)
         else:
             txn.put(key, value, db=self.db["units"])
 
     def _put(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
         """Schedule a unit's degradation and count it."""
-        due, expiry = self._schedule_keys(unit)
-        txn.put(due, b"", db=self.db["due"])
-        txn.put(expiry, b"", db=self.db["expiry"])
+        for key in self._schedule_keys(unit):
+            txn.put(key, b"", db=self.db["schedule"])
         st.levels[unit.level] += 1
         st.tokens += unit.size_tokens()
 
     def _unput(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
-        due, expiry = self._schedule_keys(unit)
-        txn.delete(due, db=self.db["due"])
-        txn.delete(expiry, db=self.db["expiry"])
+        for key in self._schedule_keys(unit):
+            txn.delete(key, db=self.db["schedule"])
         st.levels[unit.level] -= 1
         st.tokens -= unit.size_tokens()
 
@@ -324,27 +336,25 @@ class WorkingSet:
         self._write_record(txn, unit, new=True)
         self._put(txn, st, unit)
         if unit.fingerprint:
-            txn.put(user_prefix(unit.user_id) + bytes.fromhex(unit.fingerprint),
-                    pack_u64(unit.id), db=self.db["fingerprints"])
+            txn.put(_fingerprint_key(unit.user_id, unit.fingerprint), _MENTION.pack(unit.id, 0, 0),
+                    db=self.db["mentions"], dupdata=True)
 
     def _remove(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
         self._unput(txn, st, unit)
         txn.delete(pack_u64(unit.id), db=self.db["units"])
-        txn.delete(user_key(unit.user_id), pack_u64(unit.id), db=self.db["user_units"])
         if unit.fingerprint:
-            fp = user_prefix(unit.user_id) + bytes.fromhex(unit.fingerprint)
-            if txn.get(fp, db=self.db["fingerprints"]) == pack_u64(unit.id):
-                txn.delete(fp, db=self.db["fingerprints"])
+            txn.delete(_fingerprint_key(unit.user_id, unit.fingerprint),
+                       _MENTION.pack(unit.id, 0, 0), db=self.db["mentions"])
 
     def _replace(self, txn: Any, st: UserState, old: MemoryUnit, new: MemoryUnit) -> None:
         """The same unit in a new state (degraded, reinforced): its fingerprint stays,
         and only the schedule entries that moved are rewritten."""
         self._write_record(txn, new, new=False)
-        for db, before, after in zip(("due", "expiry"), self._schedule_keys(old),
-                                     self._schedule_keys(new), strict=True):
+        for before, after in zip(self._schedule_keys(old), self._schedule_keys(new),
+                                 strict=True):
             if before != after:
-                txn.delete(before, db=self.db[db])
-                txn.put(after, b"", db=self.db[db])
+                txn.delete(before, db=self.db["schedule"])
+                txn.put(after, b"", db=self.db["schedule"])
         st.levels[old.level] -= 1
         st.levels[new.level] += 1
         st.tokens += new.size_tokens() - old.size_tokens()
@@ -352,6 +362,8 @@ class WorkingSet:
     def _reinforce(self, txn: Any, st: UserState, unit: MemoryUnit, now: float, ch: Changes,
                    *, source: int | None = None, access: bool = False) -> None:
         """Mentioned or retrieved: back to verbatim (from the log), stronger, fresher."""
+        if unit.level == 0 and unit.last_reinforced >= now and not access:
+            return  # already verbatim and reinforced at this very time: nothing to gain
         restored = unit
         if unit.level > 0:
             full = self._from_log(txn, unit.user_id, unit.id, unit.origin, *unit.span)
@@ -453,36 +465,36 @@ class WorkingSet:
 
     def _decay(self, txn: Any, st: UserState, now: float, ch: Changes) -> None:
         """Apply the forgetting curve to units whose next level change is due."""
-        ukey = user_key(st.user_id)
-        limit = ukey + pack_time(now) + b"\xff" * 8
+        prefix = user_key(st.user_id) + _DUE
+        limit = prefix + pack_time(now) + b"\xff" * 8
         due_keys: list[bytes] = []
-        with txn.cursor(db=self.db["due"]) as cur:
-            if cur.set_range(ukey):
+        with txn.cursor(db=self.db["schedule"]) as cur:
+            if cur.set_range(prefix):
                 for key in cur.iternext(values=False):
                     if key > limit or len(due_keys) >= self.s.decay_steps_per_turn:
                         break
                     due_keys.append(bytes(key))
         for key in due_keys:
-            unit = self.load(txn, st.user_id, unpack_u64(key, 24))
+            unit = self.load(txn, st.user_id, unpack_u64(key, 25))
             if unit is None or self._schedule_keys(unit)[0] != key:
-                txn.delete(key, db=self.db["due"])  # stale (never expected): heal it
+                txn.delete(key, db=self.db["schedule"])  # stale (never expected): heal it
                 continue
             self._degrade(txn, st, unit, unit.level_at(now, self.s.level_thresholds), ch)
 
     def _enforce_capacity(self, txn: Any, st: UserState, ch: Changes) -> None:
         """Past capacity the weakest (soonest forgotten) degrade one level, or go."""
-        ukey = user_key(st.user_id)
+        prefix = user_key(st.user_id) + _EXPIRY
         for _ in range(4096):  # a hard bound; each step frees tokens or a unit
             over_units = st.units > self.s.warm_units
             if not over_units and st.tokens <= self.s.working_set_tokens:
                 return
-            with txn.cursor(db=self.db["expiry"]) as cur:
-                if not cur.set_range(ukey) or cur.key()[:16] != ukey:
+            with txn.cursor(db=self.db["schedule"]) as cur:
+                if not cur.set_range(prefix) or cur.key()[:17] != prefix:
                     return
                 weakest = bytes(cur.key())
-            unit = self.load(txn, st.user_id, unpack_u64(weakest, 24))
+            unit = self.load(txn, st.user_id, unpack_u64(weakest, 25))
             if unit is None:  # a stale index entry: drop it and go on
-                txn.delete(weakest, db=self.db["expiry"])
+                txn.delete(weakest, db=self.db["schedule"])
                 continue
             self._degrade(txn, st, unit, GONE if over_units else unit.level + 1, ch)
 
