@@ -76,7 +76,7 @@ def text_for(kind: str, tag: str, i: int) -> str:
     if choice == 1:
         return f"My dog's name is Potola 🐶🇫🇷👨‍👩‍👧‍👦 turn {i} {rnd.random()}"
     if choice == 2:
-        return f"我的狗叫波托拉。她住在巴黎。第{i}轮。東京で会いましょう。한국어 {rnd.randrange(10**6)}"
+        return f"我的狗叫波托拉。她住在巴黎。第{i}轮。東京で会いましょう。한국어 {rnd.random()}"
     if choice == 3:  # control characters, NUL, BOM, line separators, a lone surrogate
         return f"\x00\x01\x1b[31mred\x1b[0m\r\n\t\u2028\u2029\ufeff\x7f\ud800 {i}"
     if choice == 4:  # long: many sentences, some dates and numbers
@@ -150,6 +150,7 @@ def read(args: argparse.Namespace) -> int:
                     if problem is not None:
                         _say(f"error pass {passes} user {user}: {problem}")
                         return 1
+                    assert isinstance(writer, str) and isinstance(i, int)
                     ids.append(turn.id)
                     last_i[writer] = i
                 if ids[: len(seen[user])] != seen[user]:

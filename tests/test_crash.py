@@ -15,9 +15,10 @@ import importlib.util
 import random
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -36,15 +37,16 @@ def _load_writer() -> ModuleType:
 
 
 writer = _load_writer()
+Spawn = Callable[..., Any]  # spawn(*args) -> a running _writer.Child
 USER = "crash-user"
 
 
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[object]:
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
     """Start ``_writer.py`` children; any still running at the end are killed."""
-    children: list = []
+    children: list[Any] = []
 
-    def start(*args: str) -> object:
+    def start(*args: str) -> Any:
         child = writer.Child(*args, stderr_path=tmp_path / f"child-{len(children)}.err")
         children.append(child)
         return child
@@ -129,7 +131,7 @@ def _writer_args(store: Path, tag: str, kind: str, durability: str | None) -> li
     ids=["varied", "200KB", "deferred"],
 )
 def test_sigkill_at_random_moments_loses_no_acknowledged_turn(
-        tmp_path: Path, spawn, kind: str, durability: str | None, kills: int) -> None:
+        tmp_path: Path, spawn: Spawn, kind: str, durability: str | None, kills: int) -> None:
     store = tmp_path / "store"
     rnd = random.Random(f"{kind}/{durability}")
     ledger = Ledger(kind)
@@ -149,7 +151,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_turn(
         assert engine.stats(USER).turns == len(ledger.last_ids)
 
 
-def test_sigkill_while_the_writer_opens_the_store(tmp_path: Path, spawn) -> None:
+def test_sigkill_while_the_writer_opens_the_store(tmp_path: Path, spawn: Spawn) -> None:
     """Kills spread over start-up: importing, opening the store, first writes."""
     store = tmp_path / "store"
     rnd = random.Random("opening")
@@ -170,7 +172,7 @@ def test_sigkill_while_the_writer_opens_the_store(tmp_path: Path, spawn) -> None
             ledger.check_round(engine, f"r{n}", child.acks())
 
 
-def test_sigkill_while_another_process_keeps_the_store_open(tmp_path: Path, spawn) -> None:
+def test_sigkill_while_another_process_keeps_the_store_open(tmp_path: Path, spawn: Spawn) -> None:
     """LMDB's writer lock and reader slots held by a killed process must not wedge
     a process that had the store open all along (no reopen here)."""
     store = tmp_path / "store"
@@ -184,8 +186,8 @@ def test_sigkill_while_another_process_keeps_the_store_open(tmp_path: Path, spaw
             time.sleep(rnd.uniform(0.020, 0.300))
             assert child.kill() == -signal.SIGKILL, child.stderr()
             ledger.check_round(engine, f"r{n}", child.acks())
-            assert [t.text for t in engine.turns(user_id="peer")][0] == (
-                "I am the long-lived process.")
+            assert [t.text for t in engine.turns(user_id="peer")] == [
+                "I am the long-lived process."]
     with MemoryEngine(store) as engine:
         assert engine.verify().ok
         assert [t.id for t in engine.turns(user_id=USER)] == ledger.last_ids

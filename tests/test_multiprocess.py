@@ -8,10 +8,12 @@ exactly what the store must hold afterwards.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -30,14 +32,15 @@ def _load_writer() -> ModuleType:
 
 
 writer = _load_writer()
+Spawn = Callable[..., Any]  # spawn(*args) -> a running _writer.Child
 
 
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[object]:
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
     """Start ``_writer.py`` children; any still running at the end are killed."""
-    children: list = []
+    children: list[Any] = []
 
-    def start(*args: str) -> object:
+    def start(*args: str) -> Any:
         child = writer.Child(*args, stderr_path=tmp_path / f"child-{len(children)}.err")
         children.append(child)
         return child
@@ -59,7 +62,7 @@ def spawn(tmp_path: Path) -> Iterator[object]:
     ids=["varied", "growing-map"],
 )
 def test_two_writers_and_a_reader_share_one_store(
-        tmp_path: Path, spawn, kind: str, count: int, map_size_mb: int | None) -> None:
+        tmp_path: Path, spawn: Spawn, kind: str, count: int, map_size_mb: int | None) -> None:
     store = str(tmp_path / "store")
     users = {"A": ["alice", "shared"], "B": ["bob", "shared"]}  # turn i goes to users[i % 2]
     extra = ["--map-size-mb", str(map_size_mb)] if map_size_mb else []
@@ -91,7 +94,7 @@ def test_two_writers_and_a_reader_share_one_store(
     assert len(set(ids["A"]) | set(ids["B"])) == 2 * count  # unique across processes
     # The writers really were concurrent: their turns interleave in the log.
     order = sorted((turn_id, tag) for tag, a in ids.items() for turn_id in a)
-    switches = sum(1 for x, y in zip(order, order[1:], strict=False) if x[1] != y[1])
+    switches = sum(1 for x, y in itertools.pairwise(order) if x[1] != y[1])
     assert switches > 1
 
     with MemoryEngine(store) as engine:
@@ -103,29 +106,29 @@ def test_two_writers_and_a_reader_share_one_store(
                 assert (turn.user_id, turn.metadata) == (users[tag][i % 2], {"writer": tag, "i": i})
         for user in ("alice", "bob", "shared"):
             logged = list(engine.turns(user_id=user))
-            got = [(t.metadata or {}).get("writer") for t in logged], [t.id for t in logged]
-            expected = {tag: [i for i in range(count) if us[i % 2] == user]
-                        for tag, us in users.items()}
-            for tag, wanted in expected.items():  # each writer's turns, in its order
-                assert [t.metadata["i"] for t in logged if t.metadata["writer"] == tag] == wanted
-            assert got[1] == sorted(set(got[1]))  # ids increase
-            assert len(logged) == sum(map(len, expected.values()))
+            assert [t.id for t in logged] == sorted({t.id for t in logged})  # ids increase
+            wanted = {tag: [i for i in range(count) if us[i % 2] == user]
+                      for tag, us in users.items()}
+            metas = [t.metadata or {} for t in logged]
+            for tag, indexes in wanted.items():  # each writer's turns, in its order
+                assert [m["i"] for m in metas if m["writer"] == tag] == indexes
+            assert len(logged) == sum(map(len, wanted.values()))
         report = engine.verify()
         assert report.ok, report.problems
         assert (report.frames, report.users) == (2 * count, 3)
         assert engine.health().ok
 
 
-def _fresh_view(spawn, store: str, user: str) -> dict:
+def _fresh_view(spawn: Spawn, store: str, user: str) -> dict[str, Any]:
     """What a newly started process reads for ``user`` (stats and memories)."""
     child = spawn("inspect", "--path", store, "--user", user)
     assert child.finish() == 0, child.stderr()
     (line,) = child.lines
-    view: dict = json.loads(line)
+    view: dict[str, Any] = json.loads(line)
     return view
 
 
-def _view(engine: MemoryEngine, user: str) -> dict:
+def _view(engine: MemoryEngine, user: str) -> dict[str, Any]:
     stats = engine.stats(user)
     return {
         "user": user, "turns": stats.turns, "units": stats.units,
@@ -135,7 +138,7 @@ def _view(engine: MemoryEngine, user: str) -> dict:
     }
 
 
-def test_an_open_engine_sees_what_another_process_wrote(tmp_path: Path, spawn) -> None:
+def test_an_open_engine_sees_what_another_process_wrote(tmp_path: Path, spawn: Spawn) -> None:
     store = str(tmp_path / "store")
     with MemoryEngine(store) as engine:
         for text in ["My dog's name is Potola.", "I live in Lisbon since 2019.",
