@@ -157,7 +157,16 @@ def test_an_open_engine_sees_what_another_process_wrote(tmp_path: Path, spawn: S
         assert _view(engine, "u") == _fresh_view(spawn, store, "u")
         stats = engine.stats("u")
         assert stats.turns == before.turns + 40
-        assert stats.units_by_tier["hot"] == 0  # the stale cache was dropped
+        # The stale cache was dropped: what is hot now is what this process itself
+        # applied after the other's writes, each entry as current as the store's.
+        with engine._ws_read() as tx:
+            state = engine._ws.state(tx, "u")
+            hot = engine._hot.get("u", state.version)
+            assert len(hot) == stats.units_by_tier["hot"] <= stats.units
+            for unit in hot:
+                stored = engine._ws.load(tx, "u", unit.id)
+                assert stored is not None and stored.level == unit.level
+                assert stored.last_reinforced == unit.last_reinforced
 
         # And it keeps working: a new turn, its memories, the numbers.
         turn_id = engine.observe("My cat is called Miso.", user_id="u")

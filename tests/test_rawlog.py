@@ -71,7 +71,7 @@ def test_timestamps_keep_their_utc_offset(engine: MemoryEngine) -> None:
 
 
 def _flip(engine: MemoryEngine, seq: int, offset: int) -> None:
-    env, db = engine._store.env, engine._store.dbs["turns"]
+    env, db = engine._store.log.env, engine._store.log.dbs["turns"]
     with env.begin(write=True) as txn:
         frame = bytearray(txn.get(pack_u64(seq), db=db))
         frame[offset % len(frame)] ^= 0x01
@@ -97,7 +97,7 @@ def test_verify_names_the_frame_with_a_flipped_bit(tmp_path_factory: pytest.Temp
 def test_verify_catches_a_rewritten_frame_with_a_valid_crc(engine: MemoryEngine) -> None:
     """Forging a frame (new text, correct CRC) still breaks the hash chain."""
     ids = [engine.observe(f"I paid {n} euros.", user_id="alice") for n in (10, 20, 30)]
-    env, db = engine._store.env, engine._store.dbs["turns"]
+    env, db = engine._store.log.env, engine._store.log.dbs["turns"]
     with env.begin(write=True) as txn:
         raw = bytes(txn.get(pack_u64(ids[1]), db=db))
         original = decode_frame(raw)

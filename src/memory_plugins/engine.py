@@ -5,6 +5,13 @@
         for turn in engine.turns(user_id="u1"):
             print(turn.text)
 
+observe() makes the turn durable in the raw log and returns; the working set
+(memories) is derived from the log by a background worker, in log order. Every
+call that reads memories first applies whatever that worker has not applied
+yet, so reads always see every turn observed before them (read-your-writes).
+With ``maintenance="inline"`` observe() applies its turn itself before
+returning.
+
 Thread-safe within a process; several processes may share one store (LMDB
 serialises writers and never blocks readers).
 """
@@ -14,13 +21,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import math
 import os
 import shutil
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from . import rawlog
 from .errors import NotFoundError, ValidationError
@@ -29,11 +39,14 @@ from .rawlog import VerifyReport
 from .settings import MEMORY_TYPES, PROCESS_ONLY, Settings
 from .storage import Store, unpack_u64, user_key
 from .units import GONE, LEVEL_NAMES, MemoryUnit
-from .workingset import Changes, UserState, WorkingSet
+from .workingset import Changes, Tx, UserState, WorkingSet
 
 __all__ = ["HealthReport", "MemoryEngine", "MemoryEvent", "Stats"]
 
+T = TypeVar("T")
+log = logging.getLogger("memory_plugins")
 _SETTINGS_KEY = b"settings"
+_CATCH_UP_BATCH = 256  # turns applied per working-set transaction
 _MAX_ID_CHARS = 4096
 _MEMORY_ROLE = "memory"  # the role of turns logged by add/update/delete
 
@@ -48,7 +61,7 @@ class Stats:
     units_by_level: dict[str, int]  # verbatim / compressed / abbreviated / trace
     units_by_tier: dict[str, int]  # hot (this process's RAM), warm (levels 0-1), cold (2-3)
     working_set_tokens: int  # estimated
-    log_bytes: int  # bytes of the LMDB file in use (whole store)
+    log_bytes: int  # bytes of the LMDB files in use (log and working set)
     oldest: float | None  # timestamps of the first and last turn (POSIX seconds)
     newest: float | None
 
@@ -128,9 +141,9 @@ class _HotCache:
         self.per_user, self.users = per_user, users
         self.data: OrderedDict[str, tuple[int, OrderedDict[int, MemoryUnit]]] = OrderedDict()
 
-    def apply(self, user_id: str, version: int, ch: Changes) -> None:
+    def apply(self, user_id: str, ch: Changes) -> None:
         entry = self.data.pop(user_id, None)
-        units = entry[1] if entry is not None and entry[0] == version - 1 else OrderedDict()
+        units = entry[1] if entry is not None and entry[0] == ch.since else OrderedDict()
         for unit in ch.touched():
             units.pop(unit.id, None)
             units[unit.id] = unit
@@ -138,7 +151,7 @@ class _HotCache:
             units.pop(unit_id, None)
         while len(units) > self.per_user:
             units.popitem(last=False)
-        self.data[user_id] = (version, units)
+        self.data[user_id] = (ch.version, units)
         while len(self.data) > self.users:
             self.data.popitem(last=False)
 
@@ -148,6 +161,35 @@ class _HotCache:
             self.data.pop(user_id, None)
             return []
         return list(entry[1].values())
+
+
+class _Maintainer(threading.Thread):
+    """The background worker that applies logged turns to the working set."""
+
+    def __init__(self, engine: MemoryEngine) -> None:
+        super().__init__(name="memory-plugins-maintainer", daemon=True)
+        self.engine = engine
+        self.wake = threading.Event()
+        self.stopping = False
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            if self.stopping:
+                return
+            try:
+                self.engine._catch_up()
+                self.error = None
+            except Exception as exc:  # kept for health(); the next read retries and raises
+                self.error = exc
+                log.warning("working-set maintenance failed: %s", exc)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+        self.join()
 
 
 class MemoryEngine:
@@ -171,20 +213,65 @@ class MemoryEngine:
             raise
         self._ws = WorkingSet(self._store, self.settings)
         self._hot = _HotCache(self.settings.hot_units, self.settings.cached_users)
+        self._applied_hint = 0  # last turn this process saw applied (a lower bound)
+        self._maintainer: _Maintainer | None = None
+        self._maintainer_lock = threading.Lock()
 
     def _load_settings(self, given: dict[str, Any]) -> Settings:
+        meta = self._store.log.dbs["meta"]
+
         def fn(txn: Any) -> Settings:
-            raw = txn.get(_SETTINGS_KEY, db=self._store.dbs["meta"])
+            raw = txn.get(_SETTINGS_KEY, db=meta)
             stored = {} if raw is None else json.loads(bytes(raw))
             merged = Settings.from_mapping({**stored, **given})
             if raw is None or any(k not in PROCESS_ONLY for k in given):
-                txn.put(_SETTINGS_KEY, merged.to_json().encode(), db=self._store.dbs["meta"])
+                txn.put(_SETTINGS_KEY, merged.to_json().encode(), db=meta)
             return merged
-        return self._store.write(fn)
+        return self._store.log.write(fn)
 
     @property
     def path(self) -> str:
         return str(self._store.path)
+
+    # -- transactions ---------------------------------------------------------
+
+    def _ws_write(self, fn: Callable[[Tx], tuple[T, dict[str, Changes]]]) -> T:
+        """A working-set write (with a log snapshot); then refresh the hot cache."""
+        def run(txn: Any) -> tuple[T, dict[str, Changes]]:
+            with self._store.log.read() as log_txn:
+                return fn(Tx(txn, log_txn))
+        result, changes = self._store.ws.write(run)
+        for user_id, ch in changes.items():
+            self._hot.apply(user_id, ch)
+        return result
+
+    @contextmanager
+    def _ws_read(self) -> Iterator[Tx]:
+        with self._store.ws.read() as ws_txn, self._store.log.read() as log_txn:
+            yield Tx(ws_txn, log_txn)
+
+    def _catch_up(self) -> None:
+        """Apply every logged turn the working set has not seen (read-your-writes)."""
+        while True:
+            left = self._ws_write(lambda tx: self._catch_up_batch(tx))
+            if left <= 0:
+                return
+
+    def _catch_up_batch(self, tx: Tx) -> tuple[int, dict[str, Changes]]:
+        changes, left = self._ws.catch_up(tx, _CATCH_UP_BATCH)
+        self._applied_hint = max(self._applied_hint, self._ws.applied(tx))
+        return left, changes
+
+    def _wake_maintainer(self, turn_id: int) -> None:
+        if self.settings.maintenance == "inline" or (
+                turn_id - self._applied_hint > self.settings.max_pending_turns):
+            self._catch_up()  # inline mode, or the worker fell too far behind: help it
+            return
+        with self._maintainer_lock:
+            if self._maintainer is None:
+                self._maintainer = _Maintainer(self)
+                self._maintainer.start()
+            self._maintainer.wake.set()
 
     # -- the write path -------------------------------------------------------
 
@@ -209,28 +296,22 @@ class MemoryEngine:
                     role=role, speaker=speaker, text=text,  # type: ignore[arg-type]
                     timestamp=ts, utc_offset_minutes=offset, metadata=_check_metadata(metadata))
 
-    def _commit(self, user_id: str, fn: Any) -> Any:
-        """Run a write; after commit, bring this process's hot cache up to date."""
-        result, changes = self._store.write(fn)
-        self._hot.apply(user_id, changes.version, changes)
-        return result
+    def _append(self, turn: Turn) -> int:
+        """Make ``turn`` durable in the log; returns its id."""
+        return self._store.log.write(lambda txn: rawlog.append(self._store.log, txn, turn).id)
 
     def observe(self, text: str, *, role: str = "user", user_id: str = "default",
                 session_id: str | None = None, speaker: str | None = None,
                 timestamp: dt.datetime | float | None = None,
                 metadata: dict[str, Any] | None = None) -> int:
-        """Log one turn and update the user's memories; returns the turn id.
-
-        Durable when it returns (unless the store runs with durability="deferred").
-        """
+        """Log one turn; returns its id. Durable when it returns (unless the store
+        runs with durability="deferred"); the user's memories follow from it."""
+        if role == _MEMORY_ROLE:
+            raise ValidationError("role 'memory' is reserved for add/update/delete")
         turn = self._make_turn(text, role, user_id, session_id, speaker, timestamp, metadata)
-
-        def fn(txn: Any) -> tuple[int, Changes]:
-            logged = rawlog.append(self._store, txn, turn)
-            return logged.id, self._ws.ingest(txn, logged)
-
-        result: int = self._commit(turn.user_id, fn)
-        return result
+        turn_id = self._append(turn)
+        self._wake_maintainer(turn_id)
+        return turn_id
 
     # -- reading the log ------------------------------------------------------
 
@@ -240,9 +321,9 @@ class MemoryEngine:
         _check_id("session_id", session_id, optional=True)
         after = 0
         while True:  # short read transactions, so a long loop never pins old pages
-            with self._store.read() as txn:
+            with self._store.log.read() as txn:
                 batch = []
-                for turn in rawlog.iter_user_turns(self._store, txn, user_id, after=after):
+                for turn in rawlog.iter_user_turns(self._store.log, txn, user_id, after=after):
                     batch.append(turn)
                     if len(batch) >= 256:
                         break
@@ -254,16 +335,16 @@ class MemoryEngine:
             after = batch[-1].id
 
     def get_turn(self, turn_id: int) -> Turn:
-        with self._store.read() as txn:
-            turn = rawlog.get_turn(self._store, txn, _check_int_id("turn_id", turn_id))
+        with self._store.log.read() as txn:
+            turn = rawlog.get_turn(self._store.log, txn, _check_int_id("turn_id", turn_id))
         if turn is None:
             raise NotFoundError(f"no turn {turn_id} in this store")
         return turn
 
     def verify(self) -> VerifyReport:
         """Check every frame's CRC32 and every user's hash chain (reads the whole log)."""
-        with self._store.read() as txn:
-            return rawlog.verify(self._store, txn)
+        with self._store.log.read() as txn:
+            return rawlog.verify(self._store.log, txn)
 
     # -- explicit memory management --------------------------------------------
 
@@ -278,64 +359,53 @@ class MemoryEngine:
         meta = _check_metadata(metadata)
         turn = self._make_turn(text, _MEMORY_ROLE, user_id, session_id, None, timestamp,
                                {"op": "add", "type": type, "metadata": meta})
+        turn_id = self._append(turn)
+        self._catch_up()
+        return self.get(turn_id << 8)
 
-        def fn(txn: Any) -> tuple[MemoryUnit, Changes]:
-            logged = rawlog.append(self._store, txn, turn)
-            return self._ws.add_explicit(txn, logged, type, meta)
-
-        unit: MemoryUnit = self._commit(turn.user_id, fn)
-        return unit
-
-    def _owner(self, txn: Any, memory_id: int) -> str:
-        turn = rawlog.get_turn(self._store, txn, memory_id >> 8)
+    def _owner(self, tx: Tx, memory_id: int) -> str:
+        turn = rawlog.get_turn(self._store.log, tx.log, memory_id >> 8)
         if turn is None:
             raise NotFoundError(f"no memory {memory_id} in this store")
         return turn.user_id
 
-    def _check_live(self, txn: Any, memory_id: int) -> MemoryUnit:
-        user_id = self._owner(txn, memory_id)
-        if self._ws.is_deleted(txn, user_id, memory_id):
+    def _check_live(self, tx: Tx, memory_id: int) -> MemoryUnit:
+        user_id = self._owner(tx, memory_id)
+        if self._ws.is_deleted(tx, user_id, memory_id):
             raise NotFoundError(f"memory {memory_id} was deleted")
-        unit = self._ws.load(txn, user_id, memory_id)
+        unit = self._ws.load(tx, user_id, memory_id)
         if unit is None:
             raise NotFoundError(
                 f"memory {memory_id} is not in the working set (forgotten, or never a "
                 "memory); its turn is still in the log: reinforce([id]) brings it back")
         return unit
 
-    def _present(self, txn: Any, unit: MemoryUnit, now: float, *,
-                 curve: bool = True) -> MemoryUnit | None:
-        """A unit as callers see it: its sentence read from the log, its strength,
-        its source turn's metadata, and (with ``curve``) the level the forgetting
-        curve gives it now, even while its record waits for its scheduled
-        degradation. None if the curve says it is gone."""
-        level = unit.level_at(now, self.settings.level_thresholds) if curve else unit.level
+    def _present(self, tx: Tx, unit: MemoryUnit, now: float) -> MemoryUnit | None:
+        """A unit as callers see it: at the level the forgetting curve gives it now
+        (even while its record waits for its scheduled degradation), its sentence
+        read from the log, its strength and its source turn's metadata. None if
+        the curve says it is gone."""
+        level = unit.level_at(now, self.settings.level_thresholds)
         if level >= GONE:
             return None
-        turn = rawlog.get_turn(self._store, txn, unit.origin)
+        turn = rawlog.get_turn(self._store.log, tx.log, unit.origin)
         meta = unit.metadata
         if meta is None and turn is not None and turn.role != _MEMORY_ROLE:
             meta = turn.metadata
-        verbatim = turn.text[unit.span[0]:unit.span[1]] if turn is not None else None
-        if level > 0:
-            verbatim = None
+        verbatim = turn.text[unit.span[0]:unit.span[1]] if turn is not None and not level else None
         return unit.degraded_to(level).evolve(verbatim=verbatim, metadata=meta,
                                              strength=unit.retention(now))
-
-    def _shown_text(self, txn: Any, unit: MemoryUnit) -> str:
-        shown = self._present(txn, unit, 0.0, curve=False)
-        assert shown is not None
-        return shown.text
 
     def get(self, memory_id: int, *, user_id: str | None = None) -> MemoryUnit:
         """One memory by id; with ``user_id``, only if it is that user's."""
         memory_id = _check_int_id("memory_id", memory_id)
         _check_id("user_id", user_id, optional=True)
-        with self._store.read() as txn:
-            unit = self._check_live(txn, memory_id)
+        self._catch_up()
+        with self._ws_read() as tx:
+            unit = self._check_live(tx, memory_id)
             if user_id is not None and unit.user_id != user_id:
                 raise NotFoundError(f"no memory {memory_id} for this user")
-            shown = self._present(txn, unit, self._ws.state(txn, unit.user_id).now)
+            shown = self._present(tx, unit, self._ws.state(tx, unit.user_id).now)
             if shown is None:
                 raise NotFoundError(f"memory {memory_id} has been forgotten; its turn is "
                                     "still in the log: reinforce([id]) brings it back")
@@ -352,15 +422,29 @@ class MemoryEngine:
             raise ValidationError(f"level must be 0..3, got {level!r}")
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValidationError(f"limit must be a non-negative int, got {limit!r}")
-        with self._store.read() as txn:
-            now = self._ws.state(txn, user_id).now
-            shown = [self._present(txn, u, now) for u in self._ws.iter_units(txn, user_id)
+        self._catch_up()
+        with self._ws_read() as tx:
+            now = self._ws.state(tx, user_id).now
+            shown = [self._present(tx, u, now) for u in self._ws.iter_units(tx, user_id)
                      if (type is None or u.type == type)
                      and (since is None or u.created_at >= since)
                      and (until is None or u.created_at <= until)]
         found = [u for u in shown if u is not None and (level is None or u.level == level)]
         found.sort(key=lambda u: (u.created_at, u.id))
         return found[:limit]
+
+    def _logged_op(self, memory_id: int, op: dict[str, Any], text: str) -> None:
+        """Log an update or delete of a live memory, then apply it."""
+        self._catch_up()
+        with self._ws_read() as tx:
+            user_id = self._owner(tx, memory_id)
+            if self._ws.is_deleted(tx, user_id, memory_id):
+                raise NotFoundError(f"memory {memory_id} was already deleted")
+            if self._ws.load(tx, user_id, memory_id) is None and not self._ws.original_text(
+                    tx, rawlog.get_turn(self._store.log, tx.log, memory_id >> 8), memory_id):
+                raise NotFoundError(f"no memory {memory_id} in this store")
+        self._append(self._make_turn(text, _MEMORY_ROLE, user_id, None, None, None, op))
+        self._catch_up()
 
     def update(self, memory_id: int, text: str, *,
                metadata: dict[str, Any] | None = None) -> MemoryUnit:
@@ -369,69 +453,32 @@ class MemoryEngine:
         if isinstance(text, str) and not text.strip():
             raise ValidationError("a memory's text must not be empty")
         meta = _check_metadata(metadata)
-        with self._store.read() as txn:
-            user_id = self._check_live(txn, memory_id).user_id
-        turn = self._make_turn(text, _MEMORY_ROLE, user_id, None, None, None,
-                               {"op": "update", "memory_id": memory_id, "metadata": meta})
-
-        def fn(txn: Any) -> tuple[MemoryUnit, Changes]:
-            old = self._check_live(txn, memory_id)
-            logged = rawlog.append(self._store, txn, turn)
-            new, ch = self._ws.update_explicit(txn, old, logged, meta)
-            self._record_event(txn, user_id, MemoryEvent(
-                memory_id, "UPDATE", self._shown_text(txn, old), turn.text, logged.id,
-                logged.timestamp))
-            return new, ch
-
-        unit: MemoryUnit = self._commit(user_id, fn)
-        return unit
+        self._logged_op(memory_id, {"op": "update", "memory_id": memory_id, "metadata": meta},
+                        text)
+        return self.get(memory_id)
 
     def delete(self, memory_id: int) -> None:
         """Delete a memory: gone from the working set, never restored; the log keeps it."""
         memory_id = _check_int_id("memory_id", memory_id)
-        with self._store.read() as txn:
-            user_id = self._owner(txn, memory_id)
-            if self._ws.is_deleted(txn, user_id, memory_id):
-                raise NotFoundError(f"memory {memory_id} was already deleted")
-        turn = self._make_turn("", _MEMORY_ROLE, user_id, None, None, None,
-                               {"op": "delete", "memory_id": memory_id})
-
-        def fn(txn: Any) -> tuple[None, Changes]:
-            unit = self._ws.load(txn, user_id, memory_id)
-            logged = rawlog.append(self._store, txn, turn)
-            self._record_event(txn, user_id, MemoryEvent(
-                memory_id, "DELETE", self._shown_text(txn, unit) if unit else None, None,
-                logged.id, logged.timestamp))
-            return None, self._ws.delete(txn, user_id, memory_id,
-                                         {"turn_id": logged.id, "at": logged.timestamp})
-
-        self._commit(user_id, fn)
-
-    def _record_event(self, txn: Any, user_id: str, ev: MemoryEvent) -> None:
-        key = user_key(user_id) + ev.memory_id.to_bytes(8, "big") + ev.turn_id.to_bytes(8, "big")
-        txn.put(key, json.dumps(dataclasses.asdict(ev), ensure_ascii=False).encode(
-            "utf-8", "surrogatepass"), db=self._store.dbs["history"])
+        self._logged_op(memory_id, {"op": "delete", "memory_id": memory_id}, "")
 
     def history(self, memory_id: int) -> list[MemoryEvent]:
-        """ADD (from the log), then every UPDATE and DELETE, oldest first."""
+        """ADD, then every UPDATE and DELETE, oldest first."""
         memory_id = _check_int_id("memory_id", memory_id)
-        with self._store.read() as txn:
-            origin = rawlog.get_turn(self._store, txn, memory_id >> 8)
+        self._catch_up()
+        with self._ws_read() as tx:
+            origin = rawlog.get_turn(self._store.log, tx.log, memory_id >> 8)
             if origin is None:
                 raise NotFoundError(f"no memory {memory_id} in this store")
-            events: list[MemoryEvent] = []
-            prefix = user_key(origin.user_id) + memory_id.to_bytes(8, "big")
-            with txn.cursor(db=self._store.dbs["history"]) as cur:
-                if cur.set_range(prefix):
-                    for key, raw in cur:
-                        if key[:24] != prefix:
-                            break
-                        events.append(MemoryEvent(**json.loads(bytes(raw))))
-            first = events[0].old_memory if events else None
-            if first is None:
-                first = self._ws.original_text(txn, origin, memory_id)
-            added = MemoryEvent(memory_id, "ADD", None, first, origin.id, origin.timestamp)
-            return [added, *events]
+            events = [MemoryEvent(memory_id=memory_id, **e)
+                      for e in self._ws.events(tx, origin.user_id, memory_id)]
+            if not events or events[0].event != "ADD":  # observed, not added: from the log
+                first = self._ws.original_text(tx, origin, memory_id)
+                if first is None:
+                    raise NotFoundError(f"no memory {memory_id} in this store")
+                events.insert(0, MemoryEvent(memory_id, "ADD", None, first, origin.id,
+                                             origin.timestamp))
+            return events
 
     def reinforce(self, memory_ids: Iterable[int], *, user_id: str) -> list[MemoryUnit]:
         """Count a retrieval: each memory grows stronger and returns to verbatim.
@@ -440,48 +487,53 @@ class MemoryEngine:
         """
         _check_id("user_id", user_id)
         ids = [_check_int_id("memory_id", m) for m in memory_ids]
+        self._catch_up()
 
-        def fn(txn: Any) -> tuple[list[MemoryUnit], Changes]:
-            ch = self._ws.reinforce_ids(txn, user_id, ids)
-            return [*ch.reinforced, *ch.restored], ch
+        def fn(tx: Tx) -> tuple[list[int], dict[str, Changes]]:
+            ch = self._ws.reinforce_ids(tx, user_id, ids)
+            return [u.id for u in (*ch.reinforced, *ch.restored)], {user_id: ch}
 
-        units: list[MemoryUnit] = self._commit(user_id, fn)
-        with self._store.read() as txn:
-            shown = [self._present(txn, u, u.last_reinforced, curve=False) for u in units]
+        touched = set(self._ws_write(fn))
+        with self._ws_read() as tx:
+            now = self._ws.state(tx, user_id).now
+            shown = [self._present(tx, u, now) for u in
+                     (self._ws.load(tx, user_id, i) for i in ids if i in touched) if u]
         return [u for u in shown if u is not None]
 
     def consolidate(self, *, user_id: str) -> int:
         """Merge near-duplicate memories (same compressed form); returns how many went."""
         _check_id("user_id", user_id)
+        self._catch_up()
 
-        def fn(txn: Any) -> tuple[int, Changes]:
-            return self._ws.consolidate(txn, user_id)
+        def fn(tx: Tx) -> tuple[int, dict[str, Changes]]:
+            merged, ch = self._ws.consolidate(tx, user_id)
+            return merged, {user_id: ch}
 
-        merged: int = self._commit(user_id, fn)
-        return merged
+        return self._ws_write(fn)
 
     # -- health and numbers -----------------------------------------------------
 
     def stats(self, user_id: str | None = None) -> Stats:
         """Counts per level and tier, tokens, bytes, and the time span of the log."""
         _check_id("user_id", user_id, optional=True)
-        dbs = self._store.dbs
-        with self._store.read() as txn:
+        self._catch_up()
+        log_dbs = self._store.log.dbs
+        with self._ws_read() as tx:
             if user_id is None:
-                with txn.cursor(db=dbs["users"]) as cur:
+                with tx.ws.cursor(db=self._store.ws.dbs["users"]) as cur:
                     states = [UserState.from_bytes(bytes(v)) for _k, v in cur]
-                users = txn.stat(dbs["chains"])["entries"]
-                first, last = _first_last(txn, dbs["turns"], None)
-                turns = txn.stat(dbs["turns"])["entries"]
+                users = tx.log.stat(log_dbs["chains"])["entries"]
+                first, last = _first_last(tx.log, log_dbs["turns"], None)
+                turns = tx.log.stat(log_dbs["turns"])["entries"]
             else:
-                states = [self._ws.state(txn, user_id)]
-                first, last = _first_last(txn, dbs["user_turns"], user_key(user_id))
-                with txn.cursor(db=dbs["user_turns"]) as cur:
+                states = [self._ws.state(tx, user_id)]
+                first, last = _first_last(tx.log, log_dbs["user_turns"], user_key(user_id))
+                with tx.log.cursor(db=log_dbs["user_turns"]) as cur:
                     turns = cur.count() if cur.set_key(user_key(user_id)) else 0
                 users = 1 if turns else 0
-            ends = [rawlog.get_turn(self._store, txn, seq) if seq else None
+            ends = [rawlog.get_turn(self._store.log, tx.log, seq) if seq else None
                     for seq in (first, last)]
-            hot = sum(len(self._hot.get(s.user_id, s.version)) for s in states)
+        hot = sum(len(self._hot.get(s.user_id, s.version)) for s in states)
         levels = [sum(s.levels[i] for s in states) for i in range(4)]
         return Stats(
             users=users, turns=turns, units=sum(levels),
@@ -497,31 +549,46 @@ class MemoryEngine:
         """Quick checks (no full log walk; ``verify()`` does that)."""
         checks: dict[str, str] = {}
         try:
-            with self._store.read() as txn:
-                with txn.cursor(db=self._store.dbs["turns"]) as cur:
+            with self._ws_read() as tx:
+                with tx.log.cursor(db=self._store.log.dbs["turns"]) as cur:
                     if cur.last():
                         decode_frame(bytes(cur.value()))
-                checks["last_frame"] = "ok"
+                lag = rawlog.last_seq(self._store.log, tx.log) - self._ws.applied(tx)
+            checks["last_frame"] = "ok"
+            checks["working_set"] = "ok" if lag <= self.settings.max_pending_turns else (
+                f"{lag} turns not yet applied to the working set; reads will apply them")
         except Exception as exc:  # reported, not raised: this is the health check
             checks["last_frame"] = f"{type(exc).__name__}: {exc}; run verify() for details"
-        info = self._store.env.info()
-        used = self._store.used_bytes() / max(1, info["map_size"])
-        checks["map"] = "ok" if used < 0.9 else f"{used:.0%} of the map used; it grows on demand"
+        worker = self._maintainer
+        if worker is not None and worker.error is not None:
+            checks["maintenance"] = f"background maintenance failed: {worker.error}"
+        for name, env in (("log", self._store.log), ("working_set", self._store.ws)):
+            info = env.env.info()
+            used = env.used_bytes() / max(1, info["map_size"])
+            checks[f"{name}_map"] = "ok" if used < 0.9 else (
+                f"{used:.0%} of the map used; it grows on demand")
+            readers = info["num_readers"]
+            checks[f"{name}_readers"] = "ok" if readers < 200 else (
+                f"{readers} reader slots in use: a crashed process may hold some; reopen")
         free = shutil.disk_usage(self._store.path).free
         checks["disk"] = "ok" if free > 256 * 1024 * 1024 else (
             f"only {free // (1024 * 1024)} MiB free on the store's disk: free some space")
-        readers = info["num_readers"]
-        checks["readers"] = "ok" if readers < 200 else (
-            f"{readers} reader slots in use: a crashed process may hold some; reopen")
         return HealthReport(ok=all(v == "ok" for v in checks.values()), checks=checks)
 
     # -- lifecycle ------------------------------------------------------------
 
     def flush(self) -> None:
-        """fsync now (only needed with durability="deferred")."""
+        """Apply pending turns to the working set and fsync both environments now."""
+        self._catch_up()
         self._store.flush()
 
     def close(self) -> None:
+        """Stop the background worker and close the store (pending turns stay in the
+        log and are applied by whoever opens it next)."""
+        with self._maintainer_lock:
+            worker, self._maintainer = self._maintainer, None
+        if worker is not None:
+            worker.stop()
         self._store.close()
 
     def __enter__(self) -> MemoryEngine:

@@ -1,7 +1,6 @@
 """The raw log: every observed turn, lossless, append-only, hash-chained per user.
 
-All functions take an open LMDB transaction from ``Store`` so that the log and
-the working set change together.
+All functions take the log's ``Env`` and an open transaction on it.
 """
 
 from __future__ import annotations
@@ -13,16 +12,17 @@ from typing import Any
 
 from .errors import CorruptionError
 from .frames import ZERO_HASH, Turn, decode_frame, encode_frame, frame_hash, read_header
-from .storage import Store, pack_u64, unpack_u64, user_key
+from .storage import Env, pack_u64, unpack_u64, user_key
 
-__all__ = ["BrokenFrame", "VerifyReport", "append", "get_turn", "iter_user_turns", "verify"]
+__all__ = ["BrokenFrame", "VerifyReport", "append", "get_turn", "iter_after", "iter_user_turns",
+           "last_seq", "verify"]
 
 _CHAIN = struct.Struct(">Q16sQ")  # last seq, last frame hash, number of frames
 
 
-def append(store: Store, txn: Any, turn: Turn) -> Turn:
+def append(log: Env, txn: Any, turn: Turn) -> Turn:
     """Append ``turn`` (its id is assigned here) and return it with its id."""
-    dbs = store.dbs
+    dbs = log.dbs
     with txn.cursor(db=dbs["turns"]) as cur:
         seq = unpack_u64(cur.key()) + 1 if cur.last() else 1
     turn = dataclasses.replace(turn, id=seq)
@@ -36,16 +36,33 @@ def append(store: Store, txn: Any, turn: Turn) -> Turn:
     return turn
 
 
-def get_turn(store: Store, txn: Any, seq: int) -> Turn | None:
-    raw = txn.get(pack_u64(seq), db=store.dbs["turns"])
+def get_turn(log: Env, txn: Any, seq: int) -> Turn | None:
+    raw = txn.get(pack_u64(seq), db=log.dbs["turns"])
     return None if raw is None else decode_frame(bytes(raw))
 
 
-def iter_user_turns(store: Store, txn: Any, user_id: str, *, reverse: bool = False,
+def last_seq(log: Env, txn: Any) -> int:
+    """The id of the newest turn (0 for an empty log)."""
+    with txn.cursor(db=log.dbs["turns"]) as cur:
+        return unpack_u64(cur.key()) if cur.last() else 0
+
+
+def iter_after(log: Env, txn: Any, after: int, limit: int) -> Iterator[Turn]:
+    """Up to ``limit`` turns with ids above ``after``, in log order (any user)."""
+    with txn.cursor(db=log.dbs["turns"]) as cur:
+        if not cur.set_range(pack_u64(after + 1)):
+            return
+        for n, value in enumerate(cur.iternext(keys=False)):
+            if n >= limit:
+                return
+            yield decode_frame(bytes(value))
+
+
+def iter_user_turns(log: Env, txn: Any, user_id: str, *, reverse: bool = False,
                     after: int = 0) -> Iterator[Turn]:
     """A user's turns in log order (or newest first), checked against the user id."""
     ukey = user_key(user_id)
-    with txn.cursor(db=store.dbs["user_turns"]) as cur:
+    with txn.cursor(db=log.dbs["user_turns"]) as cur:
         if not cur.set_key(ukey):
             return
         if reverse:
@@ -56,7 +73,7 @@ def iter_user_turns(store: Store, txn: Any, user_id: str, *, reverse: bool = Fal
                 return
             seqs = cur.iternext_dup(keys=False)
         for raw_seq in seqs:
-            turn = get_turn(store, txn, unpack_u64(raw_seq))
+            turn = get_turn(log, txn, unpack_u64(raw_seq))
             if turn is None:
                 raise CorruptionError(f"turn {unpack_u64(raw_seq)} is indexed but missing",
                                       seq=unpack_u64(raw_seq))
@@ -82,9 +99,9 @@ class VerifyReport:
     problems: tuple[BrokenFrame, ...]
 
 
-def verify(store: Store, txn: Any, *, max_problems: int = 100) -> VerifyReport:
+def verify(log: Env, txn: Any, *, max_problems: int = 100) -> VerifyReport:
     """Walk every frame once, checking CRCs and each user's hash chain and head."""
-    dbs = store.dbs
+    dbs = log.dbs
     last: dict[bytes, tuple[int, bytes, int, str]] = {}  # user_key -> seq, hash, count, id
     problems: list[BrokenFrame] = []
     frames = 0

@@ -67,9 +67,17 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "common_term_limit": 16,
     # How many users' hot caches this process keeps.
     "cached_users": 64,
+    # "background": observe() returns once the turn is durable in the log; a worker
+    # thread applies it to the working set, and every read of memories first applies
+    # what is still pending (so reads always see every observed turn). "inline":
+    # observe() applies its turn before returning (slower, no thread).
+    "maintenance": "background",
+    # If the worker falls this many turns behind, observe() helps it (bounded lag).
+    "max_pending_turns": 1024,
 }
 
-PROCESS_ONLY = frozenset({"durability", "flush_interval_ms", "map_size_mb", "cached_users"})
+PROCESS_ONLY = frozenset({"durability", "flush_interval_ms", "map_size_mb", "cached_users",
+                          "maintenance", "max_pending_turns"})
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -106,6 +114,8 @@ class Settings:
     restore_per_turn: int
     common_term_limit: int
     cached_users: int
+    maintenance: str
+    max_pending_turns: int
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
@@ -115,6 +125,10 @@ class Settings:
                 f"unknown setting(s) {sorted(unknown)}; known: {sorted(DEFAULT_SETTINGS)}"
             )
         merged = {**DEFAULT_SETTINGS, **values}
+        if merged["maintenance"] not in ("background", "inline"):
+            raise ValidationError(
+                f"setting 'maintenance' must be 'background' or 'inline', "
+                f"got {merged['maintenance']!r}")
         if merged["durability"] not in ("sync", "deferred"):
             raise ValidationError(
                 f"setting 'durability' must be 'sync' or 'deferred', got {merged['durability']!r}"
@@ -125,7 +139,7 @@ class Settings:
                 "flush_interval_ms", "map_size_mb", "hot_units", "warm_units",
                 "working_set_tokens", "max_units_per_turn", "max_unit_chars",
                 "max_turn_bytes", "decay_steps_per_turn", "restore_per_turn",
-                "common_term_limit", "cached_users",
+                "common_term_limit", "cached_users", "max_pending_turns",
             )
         }
         if ints["max_units_per_turn"] > 255:
@@ -151,6 +165,7 @@ class Settings:
             )
         return cls(
             durability=merged["durability"],
+            maintenance=merged["maintenance"],
             base_stability_days=stability,
             reinforce_growth=growth,
             level_thresholds=(float(th[0]), float(th[1]), float(th[2]), float(th[3])),

@@ -1,13 +1,19 @@
-"""The LMDB environment behind a store: its sub-databases, keys and transactions.
+"""The two LMDB environments behind a store, their sub-databases, keys and transactions.
 
-One environment holds the raw log and the working set, so that a turn and the
-units extracted from it commit in one transaction: after a crash the working
-set never refers to a turn the log lacks. LMDB gives one writer and many
-readers across processes; the map grows by doubling when it fills.
+    <path>/log/            the raw log: every turn, durable when observe() returns
+    <path>/working_set/    memories derived from the log: units, schedules, indexes
+
+The log is the only source of truth. The working set is derived from it turn by
+turn, in log order, and records the last turn it applied, in the same
+transaction as the changes; so after any crash it is brought up to date by
+applying the turns it had not seen. Keeping them apart makes the durable part
+of observe() small (a commit costs per page it dirties) and lets the working
+set be updated by a background worker without blocking the log's writer.
+
+LMDB gives one writer and many readers across processes; maps grow by doubling.
 
 User ids never become file or key material as given: a user's key is the
-BLAKE2b-128 of the id, and records carry the id itself so that readers can
-check ownership (a hash collision can never leak one user's data to another).
+BLAKE2b-128 of the id.
 """
 
 from __future__ import annotations
@@ -34,11 +40,14 @@ STORE_FORMAT = b"1"
 _U64 = struct.Struct(">Q")
 
 # name -> (dupsort, dupfixed). Keys are big-endian so LMDB's byte order is numeric order.
-DATABASES: dict[str, tuple[bool, bool]] = {
+LOG_DATABASES: dict[str, tuple[bool, bool]] = {
     "meta": (False, False),  # b"format", b"settings"
     "turns": (False, False),  # seq -> frame
     "user_turns": (True, True),  # user_key -> seq (dups, sorted)
     "chains": (False, False),  # user_key -> last seq, last hash, turn count
+}
+WORKING_SET_DATABASES: dict[str, tuple[bool, bool]] = {
+    "meta": (False, False),  # b"applied": the last log turn applied
     "users": (False, False),  # user_key -> per-user working-set state
     "units": (False, False),  # unit_id -> user_key + unit record (appended: pages stay full)
     # user_key + b"d" + due time + unit_id: next degradation, soonest first;
@@ -83,24 +92,22 @@ def pack_time(ts: float) -> bytes:
     return _U64.pack(min(max(micros, 0), (1 << 64) - 1))
 
 
-class Store:
-    """An open LMDB environment with this library's sub-databases."""
+class Env:
+    """One LMDB environment with its named sub-databases."""
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool, map_size: int,
-                 flush_interval_ms: int) -> None:
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise ValidationError(f"store path {str(self.path)!r} exists and is not a directory")
+    def __init__(self, path: Path, databases: dict[str, tuple[bool, bool]], *, durable: bool,
+                 map_size: int, flush_interval_ms: int) -> None:
+        self.path = path
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True)
             self.env = lmdb.open(
-                str(self.path), map_size=map_size, max_dbs=len(DATABASES) + 2,
+                str(path), map_size=map_size, max_dbs=len(databases) + 2,
                 sync=durable, metasync=durable, readahead=False, max_readers=254,
             )
         except lmdb.LockError as exc:
-            raise StoreLockedError(f"store {str(self.path)!r} is locked: {exc}") from exc
+            raise StoreLockedError(f"store {str(path)!r} is locked: {exc}") from exc
         except (lmdb.Error, OSError) as exc:
-            raise StorageError(f"cannot open store {str(self.path)!r}: {exc}") from exc
+            raise StorageError(f"cannot open store {str(path)!r}: {exc}") from exc
         self.durable = durable
         self.flush_interval = flush_interval_ms / 1000.0
         self._last_flush = time.monotonic()
@@ -108,18 +115,9 @@ class Store:
         self.closed = False
         self.dbs: dict[str, Any] = {}
         with self.env.begin(write=True) as txn:
-            for name, (dupsort, dupfixed) in DATABASES.items():
+            for name, (dupsort, dupfixed) in databases.items():
                 self.dbs[name] = self.env.open_db(name.encode(), txn=txn, dupsort=dupsort,
                                                   dupfixed=dupfixed)
-            meta = self.dbs["meta"]
-            fmt = txn.get(b"format", db=meta)
-            if fmt is None:
-                txn.put(b"format", STORE_FORMAT, db=meta)
-            elif fmt != STORE_FORMAT:
-                raise StorageError(
-                    f"store {str(self.path)!r} has format {fmt!r}, this release reads "
-                    f"{STORE_FORMAT!r}; export it with the release that wrote it"
-                )
 
     def _check_open(self) -> None:
         if self.closed:
@@ -189,3 +187,54 @@ class Store:
                 self.env.sync(True)
             self.env.close()
             self.closed = True
+
+
+class Store:
+    """A store directory: the raw log and the working set, each its own environment."""
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool, map_size: int,
+                 flush_interval_ms: int) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValidationError(f"store path {str(self.path)!r} exists and is not a directory")
+        if (self.path / "data.mdb").exists():
+            raise StorageError(f"{str(self.path)!r} is a bare LMDB environment, not a "
+                               "memory-plugins store; choose another path")
+        self.log = Env(self.path / "log", LOG_DATABASES, durable=durable, map_size=map_size,
+                       flush_interval_ms=flush_interval_ms)
+        try:
+            self._check_format()
+            self.ws = Env(self.path / "working_set", WORKING_SET_DATABASES, durable=durable,
+                          map_size=map_size, flush_interval_ms=flush_interval_ms)
+        except BaseException:
+            self.log.close()
+            raise
+
+    def _check_format(self) -> None:
+        def fn(txn: Any) -> None:
+            meta = self.log.dbs["meta"]
+            fmt = txn.get(b"format", db=meta)
+            if fmt is None:
+                txn.put(b"format", STORE_FORMAT, db=meta)
+            elif fmt != STORE_FORMAT:
+                raise StorageError(
+                    f"store {str(self.path)!r} has format {bytes(fmt)!r}, this release reads "
+                    f"{STORE_FORMAT!r}; export it with the release that wrote it")
+        self.log.write(fn)
+
+    @property
+    def closed(self) -> bool:
+        return self.log.closed
+
+    def used_bytes(self) -> int:
+        return self.log.used_bytes() + self.ws.used_bytes()
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.ws.flush()
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            self.log.close()

@@ -1,13 +1,18 @@
 """The working set: each user's bounded set of memory units, and how it changes.
 
-Every function here runs inside one LMDB write (or read) transaction. The work
-done per observed turn is bounded by settings, never by the log's length:
+It is derived from the raw log: ``catch_up`` applies logged turns in log order,
+and records the last one applied in the same transaction, so any process can
+bring it up to date after any crash. Explicit operations (add, update, delete)
+are logged turns too, so the log alone rebuilds everything. Functions take a
+``Tx``: a write (or read) transaction on the working set and a read transaction
+on the log. The work done per applied turn is bounded by settings, never by the
+log's length:
 
 * new units: at most ``max_units_per_turn``;
 * reinforcement by mention: at most ``restore_per_turn`` units;
 * scheduled degradation: at most ``decay_steps_per_turn`` units, taken from the
-  ``due`` index in order of when they leave their level (no scan);
-* capacity: the weakest units (soonest forgotten, from the ``expiry`` index)
+  schedule's due entries in order of when they leave their level (no scan);
+* capacity: the weakest units (soonest forgotten, from the expiry entries)
   degrade, then go, until the user is back under ``warm_units`` and
   ``working_set_tokens``.
 
@@ -29,10 +34,10 @@ from . import rawlog
 from .extract import Extracted, TurnAnalysis, analyze_turn, extract_span, fingerprint
 from .frames import Turn
 from .settings import Settings
-from .storage import Store, pack_time, pack_u64, term_key, unpack_u64, user_key, user_prefix
+from .storage import Env, Store, pack_time, pack_u64, term_key, unpack_u64, user_key, user_prefix
 from .units import GONE, MemoryUnit
 
-__all__ = ["Changes", "UserState", "WorkingSet"]
+__all__ = ["Changes", "Tx", "UserState", "WorkingSet"]
 
 _MENTION = struct.Struct(">QII")  # unit id, span start, span end (in turn id >> 8)
 _DUE, _EXPIRY = b"d", b"e"  # the two parts of the schedule database
@@ -73,11 +78,27 @@ class Changes:
     degraded: list[MemoryUnit] = dataclasses.field(default_factory=list)
     forgotten: list[int] = dataclasses.field(default_factory=list)
     version: int = 0  # the user's write version after this change
+    since: int = -1  # ... and before it (-1: nothing saved yet)
+
+    def merged(self, later: Changes) -> Changes:
+        """This change followed by ``later`` (same user)."""
+        return Changes(self.added + later.added, self.reinforced + later.reinforced,
+                       self.restored + later.restored, self.degraded + later.degraded,
+                       self.forgotten + later.forgotten, later.version,
+                       self.since if self.since >= 0 else later.since)
 
     def touched(self) -> Iterator[MemoryUnit]:
         yield from self.added
         yield from self.reinforced
         yield from self.degraded
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tx:
+    """A transaction on the working set (``ws``) with a read snapshot of the log."""
+
+    ws: Any
+    log: Any
 
 
 def unit_key(ukey: bytes, unit_id: int) -> bytes:
@@ -94,41 +115,75 @@ def when_of(turn: Turn) -> dt.datetime:
 
 class WorkingSet:
     def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
+        self.log: Env = store.log
         self.s = settings
-        self.db = store.dbs
+        self.db = store.ws.dbs
+
+    # -- catching up with the log -------------------------------------------------
+
+    def applied(self, tx: Tx) -> int:
+        raw = tx.ws.get(b"applied", db=self.db["meta"])
+        return 0 if raw is None else unpack_u64(bytes(raw))
+
+    def catch_up(self, tx: Tx, limit: int) -> tuple[dict[str, Changes], int]:
+        """Apply up to ``limit`` logged turns not applied yet; (changes by user, left)."""
+        done = self.applied(tx)
+        changes: dict[str, Changes] = {}
+        for turn in rawlog.iter_after(self.log, tx.log, done, limit):
+            ch = self.apply(tx, turn)
+            prev = changes.get(turn.user_id)
+            changes[turn.user_id] = ch if prev is None else prev.merged(ch)
+            done = turn.id
+        tx.ws.put(b"applied", pack_u64(done), db=self.db["meta"])
+        return changes, rawlog.last_seq(self.log, tx.log) - done
+
+    def apply(self, tx: Tx, turn: Turn) -> Changes:
+        """One logged turn: a conversation turn, or an explicit memory operation."""
+        if turn.role != "memory":
+            return self.ingest(tx, turn)
+        info = turn.metadata or {}
+        op = info.get("op")
+        if op == "add":
+            return self.add_explicit(tx, turn, info.get("type"), info.get("metadata"))
+        if op == "update":
+            return self.update_explicit(tx, turn, int(info["memory_id"]), info.get("metadata"))
+        if op == "delete":
+            return self.delete(tx, turn, int(info["memory_id"]))
+        return Changes()  # a memory-role turn of a newer release: kept in the log only
 
     # -- reading ----------------------------------------------------------------
 
-    def state(self, txn: Any, user_id: str) -> UserState:
-        raw = txn.get(user_key(user_id), db=self.db["users"])
+    def state(self, tx: Tx, user_id: str) -> UserState:
+        raw = tx.ws.get(user_key(user_id), db=self.db["users"])
         if raw is None:
             return UserState(user_id, -math.inf, [0, 0, 0, 0], 0)
         return UserState.from_bytes(bytes(raw))
 
-    def load(self, txn: Any, user_id: str, unit_id: int) -> MemoryUnit | None:
-        raw = txn.get(pack_u64(unit_id), db=self.db["units"])
+    def load(self, tx: Tx, user_id: str, unit_id: int) -> MemoryUnit | None:
+        raw = tx.ws.get(pack_u64(unit_id), db=self.db["units"])
         if raw is None or raw[:16] != user_key(user_id):
             return None  # no such unit, or another user's
         return MemoryUnit.from_record(unit_id, user_id, bytes(raw[16:]))
 
-    def iter_units(self, txn: Any, user_id: str) -> Iterator[MemoryUnit]:
+    def iter_units(self, tx: Tx, user_id: str) -> Iterator[MemoryUnit]:
         """The user's units, weakest first (every unit has one expiry entry)."""
         prefix = user_key(user_id) + _EXPIRY
         ids: list[int] = []
-        with txn.cursor(db=self.db["schedule"]) as cur:
+        with tx.ws.cursor(db=self.db["schedule"]) as cur:
             if cur.set_range(prefix):
                 for key in cur.iternext(values=False):
                     if key[:17] != prefix:
                         break
                     ids.append(unpack_u64(key, 25))
         for unit_id in ids:
-            unit = self.load(txn, user_id, unit_id)
+            unit = self.load(tx, user_id, unit_id)
             if unit is not None:
                 yield unit
 
-    def original_text(self, txn: Any, origin: Turn, unit_id: int) -> str | None:
+    def original_text(self, tx: Tx, origin: Turn | None, unit_id: int) -> str | None:
         """The sentence a unit was created from (its first, pre-update form)."""
+        if origin is None:
+            return None
         if origin.role == "memory":
             return origin.text
         for ex in self._analyze(origin).units:
@@ -140,106 +195,157 @@ class WorkingSet:
         return analyze_turn(turn.text, role=turn.role, speaker=turn.speaker, when=when_of(turn),
                             max_units=self.s.max_units_per_turn, max_chars=self.s.max_unit_chars)
 
-    def is_deleted(self, txn: Any, user_id: str, unit_id: int) -> bool:
-        return txn.get(unit_key(user_key(user_id), unit_id), db=self.db["tombstones"]) is not None
+    def is_deleted(self, tx: Tx, user_id: str, unit_id: int) -> bool:
+        return tx.ws.get(unit_key(user_key(user_id), unit_id), db=self.db["tombstones"]) is not None
 
     # -- the write path ---------------------------------------------------------
 
-    def ingest(self, txn: Any, turn: Turn) -> Changes:
+    def ingest(self, tx: Tx, turn: Turn) -> Changes:
         """Add a logged turn's units, reinforce what it mentions, decay, enforce capacity."""
         ch = Changes()
-        st = self.state(txn, turn.user_id)
+        st = self.state(tx, turn.user_id)
         now = st.now = max(st.now, turn.timestamp)
         analysis = self._analyze(turn)
         fresh: set[int] = set()
         for ex in analysis.units:
             unit_id = turn.id << 8 | ex.index
-            dup = self._duplicate_of(txn, turn.user_id, ex.text)
+            dup = self._duplicate_of(tx, turn.user_id, ex.text)
             if dup is not None:
-                self._reinforce(txn, st, dup, now, ch, source=turn.id)
+                self._reinforce(tx, st, dup, now, ch, source=turn.id)
                 fresh.add(dup.id)
                 continue
             unit = self._new_unit(turn, ex, now)
-            self._insert(txn, st, unit)
-            self._index_mentions(txn, unit, ex.terms)
+            self._insert(tx, st, unit)
+            self._index_mentions(tx, unit, ex.terms)
             ch.added.append(unit)
             fresh.add(unit_id)
-        self.reinforce_terms(txn, st, analysis.mentions, now, ch, skip=fresh, source=turn.id)
-        self._decay(txn, st, now, ch)
-        self._enforce_capacity(txn, st, ch)
-        self._save_state(txn, st, ch)
+        self.reinforce_terms(tx, st, analysis.mentions, now, ch, skip=fresh, source=turn.id)
+        self._decay(tx, st, now, ch)
+        self._enforce_capacity(tx, st, ch)
+        self._save_state(tx, st, ch)
         return ch
 
-    def add_explicit(self, txn: Any, turn: Turn, kind: str | None,
-                     metadata: dict[str, Any] | None) -> tuple[MemoryUnit, Changes]:
+    def add_explicit(self, tx: Tx, turn: Turn, kind: str | None,
+                     metadata: dict[str, Any] | None) -> Changes:
         """One unit for the whole text of an explicit ``add`` (logged as ``turn``)."""
         ch = Changes()
-        st = self.state(txn, turn.user_id)
+        st = self.state(tx, turn.user_id)
         now = st.now = max(st.now, turn.timestamp)
         ex = self._explicit_extract(turn, kind)
         unit = self._new_unit(turn, ex, now).evolve(metadata=metadata)
-        self._insert(txn, st, unit)
-        self._index_mentions(txn, unit, ex.terms)
+        self._insert(tx, st, unit)
+        self._index_mentions(tx, unit, ex.terms)
         ch.added.append(unit)
-        self._enforce_capacity(txn, st, ch)
-        self._save_state(txn, st, ch)
-        return unit, ch
+        self._record_event(tx, turn, unit.id, "ADD", None, turn.text)
+        self._enforce_capacity(tx, st, ch)
+        self._save_state(tx, st, ch)
+        return ch
 
-    def update_explicit(self, txn: Any, unit: MemoryUnit, turn: Turn,
-                        metadata: dict[str, Any] | None) -> tuple[MemoryUnit, Changes]:
-        """Replace a unit's content with ``turn``'s text, keeping its id and strength."""
+    def update_explicit(self, tx: Tx, turn: Turn, unit_id: int,
+                        metadata: dict[str, Any] | None) -> Changes:
+        """Replace a memory's content with ``turn``'s text, keeping its id and strength.
+
+        A forgotten memory is first restored from the log; a deleted one stays deleted.
+        """
         ch = Changes()
-        st = self.state(txn, unit.user_id)
+        st = self.state(tx, turn.user_id)
         now = st.now = max(st.now, turn.timestamp)
+        unit = self.load(tx, turn.user_id, unit_id)
+        if unit is None and not self._restore_by_id(tx, st, turn.user_id, unit_id, ch,
+                                                   access=False):
+            self._save_state(tx, st, ch)
+            return ch
+        unit = unit or self.load(tx, turn.user_id, unit_id)
+        assert unit is not None
+        old_text = self.shown_text(tx, unit)
         ex = self._explicit_extract(turn, unit.type)
-        self._remove(txn, st, unit)
+        self._remove(tx, st, unit)
         new = self._new_unit(turn, ex, now).evolve(
             id=unit.id, created_at=unit.created_at,
             stability_days=unit.stability_days, reinforcements=unit.reinforcements,
             access_count=unit.access_count,
             sources=(*unit.sources, turn.id)[-MAX_SOURCES:],
             metadata=metadata if metadata is not None else unit.metadata)
-        self._insert(txn, st, new)
-        self._index_mentions(txn, new, ex.terms)
+        self._insert(tx, st, new)
+        self._index_mentions(tx, new, ex.terms)
         ch.reinforced.append(new)
-        self._enforce_capacity(txn, st, ch)
-        self._save_state(txn, st, ch)
-        return new, ch
-
-    def delete(self, txn: Any, user_id: str, unit_id: int, record: dict[str, Any]) -> Changes:
-        ch = Changes()
-        st = self.state(txn, user_id)
-        unit = self.load(txn, user_id, unit_id)
-        if unit is not None:
-            self._remove(txn, st, unit)
-            ch.forgotten.append(unit_id)
-        self._save_state(txn, st, ch)
-        txn.put(unit_key(user_key(user_id), unit_id), json.dumps(record).encode(),
-                db=self.db["tombstones"])
+        self._record_event(tx, turn, unit.id, "UPDATE", old_text, turn.text)
+        self._enforce_capacity(tx, st, ch)
+        self._save_state(tx, st, ch)
         return ch
 
-    def reinforce_ids(self, txn: Any, user_id: str, unit_ids: list[int],
+    def delete(self, tx: Tx, turn: Turn, unit_id: int) -> Changes:
+        """Tombstone a memory: out of the working set, and never restored."""
+        ch = Changes()
+        if self.is_deleted(tx, turn.user_id, unit_id):
+            return ch
+        st = self.state(tx, turn.user_id)
+        unit = self.load(tx, turn.user_id, unit_id)
+        old_text = None
+        if unit is not None:
+            old_text = self.shown_text(tx, unit)
+            self._remove(tx, st, unit)
+            ch.forgotten.append(unit_id)
+        self._save_state(tx, st, ch)
+        self._tombstone(tx, turn.user_id, unit_id, {"turn_id": turn.id, "at": turn.timestamp})
+        self._record_event(tx, turn, unit_id, "DELETE", old_text, None)
+        return ch
+
+    def _tombstone(self, tx: Tx, user_id: str, unit_id: int, record: dict[str, Any]) -> None:
+        tx.ws.put(unit_key(user_key(user_id), unit_id), json.dumps(record).encode(),
+                  db=self.db["tombstones"])
+
+    def _record_event(self, tx: Tx, turn: Turn, unit_id: int, event: str, old: str | None,
+                      new: str | None) -> None:
+        key = unit_key(user_key(turn.user_id), unit_id) + pack_u64(turn.id)
+        record = {"event": event, "old_memory": old, "new_memory": new,
+                  "turn_id": turn.id, "timestamp": turn.timestamp}
+        tx.ws.put(key, json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+                  db=self.db["history"])
+
+    def events(self, tx: Tx, user_id: str, unit_id: int) -> list[dict[str, Any]]:
+        """The recorded ADD/UPDATE/DELETE events of an explicit memory, oldest first."""
+        prefix = unit_key(user_key(user_id), unit_id)
+        found: list[dict[str, Any]] = []
+        with tx.ws.cursor(db=self.db["history"]) as cur:
+            if cur.set_range(prefix):
+                for key, raw in cur:
+                    if key[:24] != prefix:
+                        break
+                    found.append(json.loads(bytes(raw).decode("utf-8", "surrogatepass")))
+        return found
+
+    def shown_text(self, tx: Tx, unit: MemoryUnit) -> str:
+        """A unit's text at its stored level (verbatim from the log at level 0)."""
+        if unit.level == 0:
+            turn = rawlog.get_turn(self.log, tx.log, unit.origin)
+            if turn is not None:
+                return turn.text[unit.span[0] : unit.span[1]]
+        form = unit.form(max(unit.level, 1))
+        return form or ""
+
+    def reinforce_ids(self, tx: Tx, user_id: str, unit_ids: list[int],
                       access: bool = True) -> Changes:
         """Reinforce units by id (retrieval); forgotten ones come back from the log."""
         ch = Changes()
-        st = self.state(txn, user_id)
+        st = self.state(tx, user_id)
         for unit_id in unit_ids:
-            unit = self.load(txn, user_id, unit_id)
+            unit = self.load(tx, user_id, unit_id)
             if unit is not None:
-                self._reinforce(txn, st, unit, st.now, ch, access=access)
+                self._reinforce(tx, st, unit, st.now, ch, access=access)
             else:
-                self._restore_by_id(txn, st, user_id, unit_id, ch, access=access)
-        self._enforce_capacity(txn, st, ch)
-        self._save_state(txn, st, ch)
+                self._restore_by_id(tx, st, user_id, unit_id, ch, access=access)
+        self._enforce_capacity(tx, st, ch)
+        self._save_state(tx, st, ch)
         return ch
 
-    def reinforce_terms(self, txn: Any, st: UserState, terms: tuple[str, ...], now: float,
+    def reinforce_terms(self, tx: Tx, st: UserState, terms: tuple[str, ...], now: float,
                         ch: Changes, *, skip: set[int], source: int | None) -> None:
         """Mentioned again: reinforce the newest units carrying each term."""
         budget = self.s.restore_per_turn
         prefix = user_prefix(st.user_id)
         done = set(skip)
-        with txn.cursor(db=self.db["mentions"]) as cur:
+        with tx.ws.cursor(db=self.db["mentions"]) as cur:
             for term in terms:
                 if budget <= 0:
                     return
@@ -258,11 +364,11 @@ class WorkingSet:
                         break
                 for uid, start, end in hits:
                     done.add(uid)
-                    unit = self.load(txn, st.user_id, uid)
+                    unit = self.load(tx, st.user_id, uid)
                     if unit is not None:
-                        self._reinforce(txn, st, unit, now, ch, source=source, access=False)
+                        self._reinforce(tx, st, unit, now, ch, source=source, access=False)
                         budget -= 1
-                    elif self._restore(txn, st, uid, uid >> 8, start, end, now, ch, source):
+                    elif self._restore(tx, st, uid, uid >> 8, start, end, now, ch, source):
                         budget -= 1
 
     # -- internals ----------------------------------------------------------------
@@ -289,18 +395,18 @@ class WorkingSet:
             sources=(turn.id,), fingerprint=fingerprint(ex.text).hex(),
         )
 
-    def _duplicate_of(self, txn: Any, user_id: str, text: str) -> MemoryUnit | None:
-        with txn.cursor(db=self.db["mentions"]) as cur:
+    def _duplicate_of(self, tx: Tx, user_id: str, text: str) -> MemoryUnit | None:
+        with tx.ws.cursor(db=self.db["mentions"]) as cur:
             if not cur.set_key(_fingerprint_key(user_id, fingerprint(text).hex())):
                 return None
             cur.last_dup()
-            return self.load(txn, user_id, unpack_u64(cur.value()))
+            return self.load(tx, user_id, unpack_u64(cur.value()))
 
-    def _index_mentions(self, txn: Any, unit: MemoryUnit, terms: tuple[str, ...]) -> None:
+    def _index_mentions(self, tx: Tx, unit: MemoryUnit, terms: tuple[str, ...]) -> None:
         prefix = user_prefix(unit.user_id)
         entry = _MENTION.pack(unit.id, unit.span[0], unit.span[1])
         for term in terms:
-            txn.put(prefix + term_key(term), entry, db=self.db["mentions"], dupdata=True)
+            tx.ws.put(prefix + term_key(term), entry, db=self.db["mentions"], dupdata=True)
 
     def _schedule_keys(self, unit: MemoryUnit) -> tuple[bytes, bytes]:
         """(due key, expiry key): when it leaves its level, and when it would be gone."""
@@ -309,64 +415,64 @@ class WorkingSet:
         return (ukey + _DUE + pack_time(unit.crossing_time(unit.level, th)) + tail,
                 ukey + _EXPIRY + pack_time(unit.crossing_time(3, th)) + tail)
 
-    def _write_record(self, txn: Any, unit: MemoryUnit, *, new: bool) -> None:
+    def _write_record(self, tx: Tx, unit: MemoryUnit, *, new: bool) -> None:
         key, value = pack_u64(unit.id), user_key(unit.user_id) + unit.to_record()
         if new:
             # New units have the highest id so far: appending keeps pages full. A
             # restored unit has an older id; LMDB then refuses the append (False).
-            if not txn.put(key, value, db=self.db["units"], append=True):
-                txn.put(key, value, db=self.db["units"])
+            if not tx.ws.put(key, value, db=self.db["units"], append=True):
+                tx.ws.put(key, value, db=self.db["units"])
         else:
-            txn.put(key, value, db=self.db["units"])
+            tx.ws.put(key, value, db=self.db["units"])
 
-    def _put(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
+    def _put(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
         """Schedule a unit's degradation and count it."""
         for key in self._schedule_keys(unit):
-            txn.put(key, b"", db=self.db["schedule"])
+            tx.ws.put(key, b"", db=self.db["schedule"])
         st.levels[unit.level] += 1
         st.tokens += unit.size_tokens()
 
-    def _unput(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
+    def _unput(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
         for key in self._schedule_keys(unit):
-            txn.delete(key, db=self.db["schedule"])
+            tx.ws.delete(key, db=self.db["schedule"])
         st.levels[unit.level] -= 1
         st.tokens -= unit.size_tokens()
 
-    def _insert(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
-        self._write_record(txn, unit, new=True)
-        self._put(txn, st, unit)
+    def _insert(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
+        self._write_record(tx, unit, new=True)
+        self._put(tx, st, unit)
         if unit.fingerprint:
-            txn.put(_fingerprint_key(unit.user_id, unit.fingerprint), _MENTION.pack(unit.id, 0, 0),
+            tx.ws.put(_fingerprint_key(unit.user_id, unit.fingerprint), _MENTION.pack(unit.id, 0, 0),
                     db=self.db["mentions"], dupdata=True)
 
-    def _remove(self, txn: Any, st: UserState, unit: MemoryUnit) -> None:
-        self._unput(txn, st, unit)
-        txn.delete(pack_u64(unit.id), db=self.db["units"])
+    def _remove(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
+        self._unput(tx, st, unit)
+        tx.ws.delete(pack_u64(unit.id), db=self.db["units"])
         if unit.fingerprint:
-            txn.delete(_fingerprint_key(unit.user_id, unit.fingerprint),
+            tx.ws.delete(_fingerprint_key(unit.user_id, unit.fingerprint),
                        _MENTION.pack(unit.id, 0, 0), db=self.db["mentions"])
 
-    def _replace(self, txn: Any, st: UserState, old: MemoryUnit, new: MemoryUnit) -> None:
+    def _replace(self, tx: Tx, st: UserState, old: MemoryUnit, new: MemoryUnit) -> None:
         """The same unit in a new state (degraded, reinforced): its fingerprint stays,
         and only the schedule entries that moved are rewritten."""
-        self._write_record(txn, new, new=False)
+        self._write_record(tx, new, new=False)
         for before, after in zip(self._schedule_keys(old), self._schedule_keys(new),
                                  strict=True):
             if before != after:
-                txn.delete(before, db=self.db["schedule"])
-                txn.put(after, b"", db=self.db["schedule"])
+                tx.ws.delete(before, db=self.db["schedule"])
+                tx.ws.put(after, b"", db=self.db["schedule"])
         st.levels[old.level] -= 1
         st.levels[new.level] += 1
         st.tokens += new.size_tokens() - old.size_tokens()
 
-    def _reinforce(self, txn: Any, st: UserState, unit: MemoryUnit, now: float, ch: Changes,
+    def _reinforce(self, tx: Tx, st: UserState, unit: MemoryUnit, now: float, ch: Changes,
                    *, source: int | None = None, access: bool = False) -> None:
         """Mentioned or retrieved: back to verbatim (from the log), stronger, fresher."""
         if unit.level == 0 and unit.last_reinforced >= now and not access:
             return  # already verbatim and reinforced at this very time: nothing to gain
         restored = unit
         if unit.level > 0:
-            full = self._from_log(txn, unit.user_id, unit.id, unit.origin, *unit.span)
+            full = self._from_log(tx, unit.user_id, unit.id, unit.origin, *unit.span)
             if full is None:
                 return  # its turn no longer yields a unit; leave it as it is
             restored = full.evolve(
@@ -382,16 +488,16 @@ class WorkingSet:
             stability_days=unit.stability_days * growth,
             reinforcements=unit.reinforcements + 1,
             access_count=unit.access_count + (1 if access else 0), sources=sources)
-        self._replace(txn, st, unit, new)
+        self._replace(tx, st, unit, new)
         (ch.restored if unit.level > 0 else ch.reinforced).append(new)
 
-    def _from_log(self, txn: Any, user_id: str, unit_id: int, origin: int, start: int,
+    def _from_log(self, tx: Tx, user_id: str, unit_id: int, origin: int, start: int,
                   end: int) -> MemoryUnit | None:
-        turn = rawlog.get_turn(self.store, txn, origin)
+        turn = rawlog.get_turn(self.log, tx.log, origin)
         if turn is None or turn.user_id != user_id:
             return None
         if turn.role == "memory":  # an explicit memory: its whole latest text
-            turn = self._latest_version(txn, turn, unit_id)
+            turn = self._latest_version(tx, turn, unit_id)
             info = turn.metadata or {}
             explicit = self._explicit_extract(turn, info.get("type"))
             unit = self._new_unit(turn, explicit, turn.timestamp)
@@ -403,21 +509,14 @@ class WorkingSet:
         unit = self._new_unit(turn, ex, turn.timestamp)
         return unit.evolve(id=unit_id)
 
-    def _latest_version(self, txn: Any, added: Turn, unit_id: int) -> Turn:
+    def _latest_version(self, tx: Tx, added: Turn, unit_id: int) -> Turn:
         """The log frame of an explicit memory's last update (or its add)."""
-        prefix = user_key(added.user_id) + pack_u64(unit_id)
-        latest = added
-        with txn.cursor(db=self.db["history"]) as cur:
-            if cur.set_range(prefix):
-                for key in cur.iternext(values=False):
-                    if key[:24] != prefix:
-                        break
-                    turn = rawlog.get_turn(self.store, txn, unpack_u64(key, 24))
-                    if turn is not None and (turn.metadata or {}).get("op") == "update":
-                        latest = turn
-        return latest
+        updates = [e["turn_id"] for e in self.events(tx, added.user_id, unit_id)
+                   if e["event"] == "UPDATE"]
+        latest = rawlog.get_turn(self.log, tx.log, updates[-1]) if updates else None
+        return latest or added
 
-    def _restore(self, txn: Any, st: UserState, unit_id: int, origin: int, start: int,
+    def _restore(self, tx: Tx, st: UserState, unit_id: int, origin: int, start: int,
                  end: int, now: float, ch: Changes, source: int | None = None,
                  access: bool = False) -> bool:
         """Bring a forgotten unit back into the working set, verbatim, from the raw log.
@@ -425,9 +524,9 @@ class WorkingSet:
         Being forgotten and then needed is what spaced repetition rewards most:
         it returns with its stability grown by the full ``reinforce_growth``.
         """
-        if self.is_deleted(txn, st.user_id, unit_id):
+        if self.is_deleted(tx, st.user_id, unit_id):
             return False
-        unit = self._from_log(txn, st.user_id, unit_id, origin, start, end)
+        unit = self._from_log(tx, st.user_id, unit_id, origin, start, end)
         if unit is None:
             return False
         sources = unit.sources if source is None or source in unit.sources else (
@@ -435,70 +534,70 @@ class WorkingSet:
         unit = unit.evolve(last_reinforced=max(now, unit.last_reinforced),
                            stability_days=unit.stability_days * self.s.reinforce_growth,
                            reinforcements=1, access_count=1 if access else 0, sources=sources)
-        self._insert(txn, st, unit)
+        self._insert(tx, st, unit)
         ch.restored.append(unit)
         return True
 
-    def _restore_by_id(self, txn: Any, st: UserState, user_id: str, unit_id: int,
+    def _restore_by_id(self, tx: Tx, st: UserState, user_id: str, unit_id: int,
                        ch: Changes, *, access: bool) -> bool:
-        turn = rawlog.get_turn(self.store, txn, unit_id >> 8)
+        turn = rawlog.get_turn(self.log, tx.log, unit_id >> 8)
         if turn is None or turn.user_id != user_id:
             return False
         if turn.role == "memory":
-            return self._restore(txn, st, unit_id, turn.id, 0, len(turn.text), st.now, ch,
+            return self._restore(tx, st, unit_id, turn.id, 0, len(turn.text), st.now, ch,
                                  access=access)
         for ex in self._analyze(turn).units:
             if ex.index == unit_id & 0xFF:
-                return self._restore(txn, st, unit_id, turn.id, ex.start, ex.end, st.now, ch,
+                return self._restore(tx, st, unit_id, turn.id, ex.start, ex.end, st.now, ch,
                                      access=access)
         return False
 
-    def _degrade(self, txn: Any, st: UserState, unit: MemoryUnit, level: int,
+    def _degrade(self, tx: Tx, st: UserState, unit: MemoryUnit, level: int,
                  ch: Changes) -> None:
         if level >= GONE:
-            self._remove(txn, st, unit)
+            self._remove(tx, st, unit)
             ch.forgotten.append(unit.id)
             return
         new = unit.degraded_to(level)
-        self._replace(txn, st, unit, new)
+        self._replace(tx, st, unit, new)
         ch.degraded.append(new)
 
-    def _decay(self, txn: Any, st: UserState, now: float, ch: Changes) -> None:
+    def _decay(self, tx: Tx, st: UserState, now: float, ch: Changes) -> None:
         """Apply the forgetting curve to units whose next level change is due."""
         prefix = user_key(st.user_id) + _DUE
         limit = prefix + pack_time(now) + b"\xff" * 8
         due_keys: list[bytes] = []
-        with txn.cursor(db=self.db["schedule"]) as cur:
+        with tx.ws.cursor(db=self.db["schedule"]) as cur:
             if cur.set_range(prefix):
                 for key in cur.iternext(values=False):
                     if key > limit or len(due_keys) >= self.s.decay_steps_per_turn:
                         break
                     due_keys.append(bytes(key))
         for key in due_keys:
-            unit = self.load(txn, st.user_id, unpack_u64(key, 25))
+            unit = self.load(tx, st.user_id, unpack_u64(key, 25))
             if unit is None or self._schedule_keys(unit)[0] != key:
-                txn.delete(key, db=self.db["schedule"])  # stale (never expected): heal it
+                tx.ws.delete(key, db=self.db["schedule"])  # stale (never expected): heal it
                 continue
-            self._degrade(txn, st, unit, unit.level_at(now, self.s.level_thresholds), ch)
+            self._degrade(tx, st, unit, unit.level_at(now, self.s.level_thresholds), ch)
 
-    def _enforce_capacity(self, txn: Any, st: UserState, ch: Changes) -> None:
+    def _enforce_capacity(self, tx: Tx, st: UserState, ch: Changes) -> None:
         """Past capacity the weakest (soonest forgotten) degrade one level, or go."""
         prefix = user_key(st.user_id) + _EXPIRY
         for _ in range(4096):  # a hard bound; each step frees tokens or a unit
             over_units = st.units > self.s.warm_units
             if not over_units and st.tokens <= self.s.working_set_tokens:
                 return
-            with txn.cursor(db=self.db["schedule"]) as cur:
+            with tx.ws.cursor(db=self.db["schedule"]) as cur:
                 if not cur.set_range(prefix) or cur.key()[:17] != prefix:
                     return
                 weakest = bytes(cur.key())
-            unit = self.load(txn, st.user_id, unpack_u64(weakest, 25))
+            unit = self.load(tx, st.user_id, unpack_u64(weakest, 25))
             if unit is None:  # a stale index entry: drop it and go on
-                txn.delete(weakest, db=self.db["schedule"])
+                tx.ws.delete(weakest, db=self.db["schedule"])
                 continue
-            self._degrade(txn, st, unit, GONE if over_units else unit.level + 1, ch)
+            self._degrade(tx, st, unit, GONE if over_units else unit.level + 1, ch)
 
-    def consolidate(self, txn: Any, user_id: str) -> tuple[int, Changes]:
+    def consolidate(self, tx: Tx, user_id: str) -> tuple[int, Changes]:
         """Merge units with the same compressed form into the strongest of them.
 
         The others are tombstoned ("merged into N") so that mentions never bring
@@ -507,9 +606,9 @@ class WorkingSet:
         ``warm_units``), never run on the write path.
         """
         ch = Changes()
-        st = self.state(txn, user_id)
+        st = self.state(tx, user_id)
         groups: dict[str, list[MemoryUnit]] = {}
-        for unit in self.iter_units(txn, user_id):
+        for unit in self.iter_units(tx, user_id):
             if unit.level <= 1 and unit.value:
                 key = f"{unit.subject}|{unit.relation}|{unit.value}".casefold()
                 groups.setdefault(key, []).append(unit)
@@ -524,19 +623,19 @@ class WorkingSet:
                 sources=tuple(sources),
                 reinforcements=sum(u.reinforcements for u in group) + len(rest),
                 access_count=sum(u.access_count for u in group))
-            self._replace(txn, st, keep, new)
+            self._replace(tx, st, keep, new)
             ch.reinforced.append(new)
             for unit in rest:
-                self._remove(txn, st, unit)
-                txn.put(unit_key(user_key(user_id), unit.id),
-                        json.dumps({"merged_into": keep.id, "at": st.now}).encode(),
-                        db=self.db["tombstones"])
+                self._remove(tx, st, unit)
+                self._tombstone(tx, user_id, unit.id, {"merged_into": keep.id, "at": st.now})
                 ch.forgotten.append(unit.id)
                 merged += 1
-        self._save_state(txn, st, ch)
+        self._save_state(tx, st, ch)
         return merged, ch
 
-    def _save_state(self, txn: Any, st: UserState, ch: Changes) -> None:
+    def _save_state(self, tx: Tx, st: UserState, ch: Changes) -> None:
+        if ch.since < 0:
+            ch.since = st.version
         st.version += 1
         ch.version = st.version
-        txn.put(user_key(st.user_id), st.to_bytes(), db=self.db["users"])
+        tx.ws.put(user_key(st.user_id), st.to_bytes(), db=self.db["users"])
