@@ -163,6 +163,10 @@ class _HotCache:
         return list(entry[1].values())
 
 
+def _yield_gil() -> None:
+    time.sleep(0)  # lets a waiting thread (the caller's observe) take the GIL now
+
+
 class _Maintainer(threading.Thread):
     """The background worker that applies logged turns to the working set."""
 
@@ -180,7 +184,7 @@ class _Maintainer(threading.Thread):
             if self.stopping:
                 return
             try:
-                self.engine._catch_up()
+                self.engine._catch_up(background=True)
                 self.error = None
             except Exception as exc:  # kept for health(); the next read retries and raises
                 self.error = exc
@@ -250,15 +254,17 @@ class MemoryEngine:
         with self._store.ws.read() as ws_txn, self._store.log.read() as log_txn:
             yield Tx(ws_txn, log_txn)
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, *, background: bool = False) -> None:
         """Apply every logged turn the working set has not seen (read-your-writes)."""
+        between = _yield_gil if background else None
         while True:
-            left = self._ws_write(lambda tx: self._catch_up_batch(tx))
+            left = self._ws_write(lambda tx: self._catch_up_batch(tx, between))
             if left <= 0:
                 return
 
-    def _catch_up_batch(self, tx: Tx) -> tuple[int, dict[str, Changes]]:
-        changes, left = self._ws.catch_up(tx, _CATCH_UP_BATCH)
+    def _catch_up_batch(self, tx: Tx, between: Callable[[], None] | None
+                        ) -> tuple[int, dict[str, Changes]]:
+        changes, left = self._ws.catch_up(tx, _CATCH_UP_BATCH, between=between)
         self._applied_hint = max(self._applied_hint, self._ws.applied(tx))
         return left, changes
 

@@ -59,11 +59,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "level_thresholds": [0.6, 0.35, 0.2, 0.1],
     # Bounded work per observed turn: at most this many scheduled degradations. Reads
     # always show the level the curve gives *now*; this only paces the rewrites.
-    "decay_steps_per_turn": 4,
+    "decay_steps_per_turn": 8,
     # Reinforcement by mention: per turn, at most this many units reinforced or
     # restored from the log, and terms seen in more than `common_term_limit` units
     # (a name said in every session) count as no mention at all.
-    "restore_per_turn": 2,
+    "restore_per_turn": 3,
     "common_term_limit": 16,
     # How many users' hot caches this process keeps.
     "cached_users": 64,

@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import rawlog
@@ -125,11 +125,18 @@ class WorkingSet:
         raw = tx.ws.get(b"applied", db=self.db["meta"])
         return 0 if raw is None else unpack_u64(bytes(raw))
 
-    def catch_up(self, tx: Tx, limit: int) -> tuple[dict[str, Changes], int]:
-        """Apply up to ``limit`` logged turns not applied yet; (changes by user, left)."""
+    def catch_up(self, tx: Tx, limit: int, *, between: Callable[[], None] | None = None
+                 ) -> tuple[dict[str, Changes], int]:
+        """Apply up to ``limit`` logged turns not applied yet; (changes by user, left).
+
+        ``between`` runs after each turn: the background worker yields the GIL
+        there, so a caller's observe() never waits on a whole batch.
+        """
         done = self.applied(tx)
         changes: dict[str, Changes] = {}
         for turn in rawlog.iter_after(self.log, tx.log, done, limit):
+            if between is not None and turn.id != done + 1:
+                between()
             ch = self.apply(tx, turn)
             prev = changes.get(turn.user_id)
             changes[turn.user_id] = ch if prev is None else prev.merged(ch)
