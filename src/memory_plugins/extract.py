@@ -58,6 +58,7 @@ _I_VERB = re.compile(
     r"(?P<prep> (?:to|on|in|at|for|with|about|into|from|up|out|over))? (?P<val>[^,.;!?]+)",
     re.IGNORECASE)
 _MY_THING = re.compile(r"\bmy (?P<noun>[a-z]+)(?:'s|’s)?", re.IGNORECASE)
+_MENTION_WORDS = 8  # content words per sentence looked up as mentions
 _MAX_TERMS = 3  # mention keys indexed per unit: the restore index grows with the log
 _HAVE = frozenset({"have", "had", "got", "get"})  # stopwords, yet real verbs after "I"
 _FIRST_PERSON = re.compile(r"\b(?:I|my|me|mine)\b", re.IGNORECASE)
@@ -165,9 +166,14 @@ def _compact_value(raw: str, dates: list[str]) -> str:
 
 
 def _mentions(sentence: str, subject: str, entities: list[str]) -> list[str]:
+    """What a sentence talks about, in the keys units are indexed under: "my dog"
+    (user|dog), names (potola), and the speaker's content words (user|pottery). Words
+    found in many memories are ignored at lookup (``common_term_limit``)."""
     terms = [f"{subject}|{m.group('noun').lower()}" for m in _MY_THING.finditer(sentence)
              if m.group("noun").lower() not in _STOP]
     terms += [e.lower() for e in entities if not e[:1].isdigit()]
+    words = [w.lower().strip("'’") for w in _content_words(sentence) if not w[:1].isdigit()]
+    terms += [f"{subject}|{w}" for w in words[:_MENTION_WORDS] if len(w) > 2]
     return terms
 
 
