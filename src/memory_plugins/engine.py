@@ -140,8 +140,13 @@ class _HotCache:
     def __init__(self, per_user: int, users: int) -> None:
         self.per_user, self.users = per_user, users
         self.data: OrderedDict[str, tuple[int, OrderedDict[int, MemoryUnit]]] = OrderedDict()
+        self.lock = threading.Lock()  # the worker and callers both update it
 
     def apply(self, user_id: str, ch: Changes) -> None:
+        with self.lock:
+            self._apply(user_id, ch)
+
+    def _apply(self, user_id: str, ch: Changes) -> None:
         entry = self.data.pop(user_id, None)
         units = entry[1] if entry is not None and entry[0] == ch.since else OrderedDict()
         for unit in ch.touched():
@@ -156,11 +161,12 @@ class _HotCache:
             self.data.popitem(last=False)
 
     def get(self, user_id: str, version: int) -> list[MemoryUnit]:
-        entry = self.data.get(user_id)
-        if entry is None or entry[0] != version:
-            self.data.pop(user_id, None)
-            return []
-        return list(entry[1].values())
+        with self.lock:
+            entry = self.data.get(user_id)
+            if entry is None or entry[0] != version:
+                self.data.pop(user_id, None)
+                return []
+            return list(entry[1].values())
 
 
 def _yield_gil() -> None:
@@ -256,6 +262,9 @@ class MemoryEngine:
 
     def _catch_up(self, *, background: bool = False) -> None:
         """Apply every logged turn the working set has not seen (read-your-writes)."""
+        with self._ws_read() as tx:  # most reads find nothing pending: no write, no fsync
+            if self._ws.applied(tx) >= rawlog.last_seq(self._store.log, tx.log):
+                return
         between = _yield_gil if background else None
         while True:
             left = self._ws_write(lambda tx: self._catch_up_batch(tx, between))
