@@ -449,8 +449,8 @@ class WorkingSet:
         self._write_record(tx, unit, new=True)
         self._put(tx, st, unit)
         if unit.fingerprint:
-            tx.ws.put(_fingerprint_key(unit.user_id, unit.fingerprint), _MENTION.pack(unit.id, 0, 0),
-                    db=self.db["mentions"], dupdata=True)
+            tx.ws.put(_fingerprint_key(unit.user_id, unit.fingerprint),
+                      _MENTION.pack(unit.id, 0, 0), db=self.db["mentions"], dupdata=True)
 
     def _remove(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
         self._unput(tx, st, unit)
