@@ -137,9 +137,9 @@ class Env:
                         result = fn(txn)
                     break
                 except lmdb.MapFullError:
-                    self.env.set_mapsize(self.env.info()["map_size"] * 2)
+                    self._set_mapsize(self.env.info()["map_size"] * 2)
                 except lmdb.MapResizedError:
-                    self.env.set_mapsize(0)  # another process grew it: adopt its size
+                    self._set_mapsize(0)  # another process grew it: adopt its size
                 except lmdb.Error as exc:
                     raise StorageError(f"write to {str(self.path)!r} failed: {exc}") from exc
             else:
@@ -156,7 +156,7 @@ class Env:
             try:
                 txn = self.env.begin(write=False)
             except lmdb.MapResizedError:
-                self.env.set_mapsize(0)  # another process grew the map
+                self._set_mapsize(0)  # another process grew the map
                 txn = self.env.begin(write=False)
         except lmdb.Error as exc:
             raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
@@ -166,6 +166,19 @@ class Env:
             raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
         finally:
             txn.abort()
+
+    def _set_mapsize(self, size: int) -> None:
+        """Grow the map (0: adopt the size another process set). LMDB refuses while
+        another thread of this process has a transaction open; those are short, so
+        wait for them (bounded) instead of failing the caller."""
+        for _attempt in range(400):
+            try:
+                self.env.set_mapsize(size)
+                return
+            except lmdb.Error:
+                time.sleep(0.005)
+        raise StorageError(f"cannot resize the map of {str(self.path)!r}: transactions of "
+                           "this process stayed open for 2 s; close long-lived iterators")
 
     def flush(self) -> None:
         try:
