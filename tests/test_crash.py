@@ -11,15 +11,14 @@ earlier ones.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import _writer as writer  # tests/ is on sys.path under pytest
 import pytest
 
 from memory_plugins import MemoryEngine, Turn
@@ -27,16 +26,6 @@ from memory_plugins import MemoryEngine, Turn
 pytestmark = pytest.mark.slow
 
 
-def _load_writer() -> ModuleType:
-    path = Path(__file__).with_name("_writer.py")
-    spec = importlib.util.spec_from_file_location("_memory_plugins_test_writer", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-writer = _load_writer()
 Spawn = Callable[..., Any]  # spawn(*args) -> a running _writer.Child
 USER = "crash-user"
 

@@ -7,14 +7,13 @@ exactly what the store must hold afterwards.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import _writer as writer  # tests/ is on sys.path under pytest
 import pytest
 
 from memory_plugins import MemoryEngine
@@ -22,16 +21,6 @@ from memory_plugins import MemoryEngine
 pytestmark = pytest.mark.slow
 
 
-def _load_writer() -> ModuleType:
-    path = Path(__file__).with_name("_writer.py")
-    spec = importlib.util.spec_from_file_location("_memory_plugins_test_writer", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-writer = _load_writer()
 Spawn = Callable[..., Any]  # spawn(*args) -> a running _writer.Child
 
 
