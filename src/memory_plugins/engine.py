@@ -18,6 +18,7 @@ serialises writers and never blocks readers).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -33,20 +34,35 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from . import rawlog
+from .builder import build_prompt
+from .embed import Embedder, HashingEmbedder, default_embedder
 from .errors import NotFoundError, ValidationError
+from .events import EventBus
 from .frames import Turn, decode_frame
+from .prompt import Budget, Prompt
 from .rawlog import VerifyReport
+from .recall import Recall, query_words
 from .settings import MEMORY_TYPES, PROCESS_ONLY, Settings
 from .storage import Store, unpack_u64, user_key
+from .tokenizers import Tokenizer, resolve_tokenizer
 from .units import GONE, LEVEL_NAMES, MemoryUnit
 from .workingset import Changes, Tx, UserState, WorkingSet
 
-__all__ = ["HealthReport", "MemoryEngine", "MemoryEvent", "Stats"]
+__all__ = ["DeepHit", "HealthReport", "MemoryEngine", "MemoryEvent", "Stats"]
 
 T = TypeVar("T")
 log = logging.getLogger("memory_plugins")
 _SETTINGS_KEY = b"settings"
 _CATCH_UP_BATCH = 256  # turns applied per working-set transaction
+_shared: dict[str, Any] = {}  # process-wide tokenizer and embedder (loading costs seconds)
+_shared_lock = threading.Lock()
+
+
+def _shared_default(name: str, make: Callable[[], Any]) -> Any:
+    with _shared_lock:
+        if name not in _shared:
+            _shared[name] = make()
+        return _shared[name]
 _MAX_ID_CHARS = 4096
 _MEMORY_ROLE = "memory"  # the role of turns logged by add/update/delete
 
@@ -70,6 +86,18 @@ class Stats:
 class HealthReport:
     ok: bool
     checks: dict[str, str]  # name -> "ok" or what is wrong and what to do
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeepHit:
+    """A turn found by ``deep_recall`` in the raw log, at full fidelity."""
+
+    turn_id: int
+    text: str
+    speaker: str | None
+    timestamp: float
+    score: float
+    metadata: dict[str, Any] | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -209,9 +237,21 @@ class MemoryEngine:
     ``memory_plugins.settings.DEFAULT_SETTINGS``).
     """
 
-    def __init__(self, path: str | os.PathLike[str] = "./memory", **settings: Any) -> None:
+    def __init__(self, path: str | os.PathLike[str] = "./memory", *,
+                 budget: Budget | None = None,
+                 tokenizer: Tokenizer | str | Callable[[str], Any] | None = None,
+                 embedder: Embedder | str | None = None, **settings: Any) -> None:
         if not isinstance(path, str | os.PathLike):
             raise ValidationError(f"path must be a str or PathLike, got {type(path).__name__}")
+        if budget is not None and not isinstance(budget, Budget):
+            raise ValidationError(f"budget must be a Budget, got {type(budget).__name__}")
+        if embedder is not None and not isinstance(embedder, str | Embedder):
+            raise ValidationError(f"embedder must be an Embedder, 'hashing' or 'default', "
+                                  f"got {embedder!r}")
+        self.budget = budget or Budget()
+        self._tokenizer_spec = tokenizer
+        self._embedder_spec = embedder
+        self.events = EventBus()
         given = Settings.from_mapping(settings)  # validate before touching the disk
         self._store = Store(path, durable=given.durability == "sync",
                             map_size=given.map_size_mb * 1024 * 1024,
@@ -223,6 +263,7 @@ class MemoryEngine:
             raise
         self._ws = WorkingSet(self._store, self.settings)
         self._hot = _HotCache(self.settings.hot_units, self.settings.cached_users)
+        self._recall: Recall | None = None
         self._applied_hint = 0  # last turn this process saw applied (a lower bound)
         self._maintainer: _Maintainer | None = None
         self._maintainer_lock = threading.Lock()
@@ -253,7 +294,43 @@ class MemoryEngine:
         result, changes = self._store.ws.write(run)
         for user_id, ch in changes.items():
             self._hot.apply(user_id, ch)
+            if self._recall is not None:
+                self._recall.apply(user_id, ch, self._verbatim)
+            if ch.added:
+                self.events.emit("memory_store", {
+                    "user_id": user_id, "memory_ids": [u.id for u in ch.added],
+                    "turn_id": ch.added[-1].origin})
         return result
+
+    def _verbatim(self, unit: MemoryUnit) -> str:
+        with self._store.log.read() as txn:
+            turn = rawlog.get_turn(self._store.log, txn, unit.origin)
+        return "" if turn is None else turn.text[unit.span[0]:unit.span[1]]
+
+    # -- the tokenizer, the embedder and the recall indexes (loaded on first use) ----
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer_spec is None:
+            tok: Tokenizer = _shared_default("tokenizer", lambda: resolve_tokenizer(None))
+        else:
+            tok = resolve_tokenizer(self._tokenizer_spec)
+        self._tokenizer_spec = tok
+        return tok
+
+    def _recall_engine(self) -> Recall:
+        if self._recall is None:
+            spec = self._embedder_spec
+            if spec is None or spec == "default":
+                embedder: Embedder = _shared_default("embedder", default_embedder)
+            elif spec == "hashing":
+                embedder = HashingEmbedder()
+            elif isinstance(spec, str):
+                raise ValidationError(f"embedder must be 'default' or 'hashing', got {spec!r}")
+            else:
+                embedder = spec
+            self._recall = Recall(embedder, self.settings.cached_users)
+        return self._recall
 
     @contextmanager
     def _ws_read(self) -> Iterator[Tx]:
@@ -325,8 +402,92 @@ class MemoryEngine:
             raise ValidationError("role 'memory' is reserved for add/update/delete")
         turn = self._make_turn(text, role, user_id, session_id, speaker, timestamp, metadata)
         turn_id = self._append(turn)
+        self.events.emit("conversation_turn", {
+            "turn_id": turn_id, "user_id": turn.user_id, "session_id": turn.session_id,
+            "role": turn.role, "timestamp": turn.timestamp})
         self._wake_maintainer(turn_id)
         return turn_id
+
+    async def aobserve(self, text: str, **kwargs: Any) -> int:
+        """``observe`` off the event loop (the fsync runs in a worker thread)."""
+        return await asyncio.to_thread(self.observe, text, **kwargs)
+
+    async def abuild(self, current: str, **kwargs: Any) -> Prompt:
+        """``build`` off the event loop."""
+        return await asyncio.to_thread(self.build, current, **kwargs)
+
+    # -- the read path: constant-size prompts ------------------------------------
+
+    def build(self, current: str, *, user_id: str = "default", session_id: str | None = None,
+              system: str | None = None) -> Prompt:
+        """The prompt for ``current``: system, memories, history and current input,
+        each inside its budget, the whole never over ``budget.prompt`` tokens."""
+        if not isinstance(current, str):
+            raise ValidationError(f"current must be a str, got {type(current).__name__}")
+        if system is not None and not isinstance(system, str):
+            raise ValidationError(f"system must be a str or None, got {type(system).__name__}")
+        _check_id("user_id", user_id)
+        _check_id("session_id", session_id, optional=True)
+        self._catch_up()
+        return build_prompt(self, current, user_id, system)
+
+    def deep_recall(self, query: str, *, user_id: str = "default", time_budget_ms: float = 500,
+                    limit: int = 10,
+                    reconstructor: Callable[[str, list[DeepHit]], str] | None = None
+                    ) -> list[DeepHit] | str:
+        """The slow path: search the whole raw log (newest first, within the time
+        budget) for turns about ``query``, at full fidelity. With a
+        ``reconstructor(query, hits) -> str`` (e.g. a small local model), return its
+        note instead, its input capped at the memories budget and its output too."""
+        if not isinstance(query, str):
+            raise ValidationError(f"query must be a str, got {type(query).__name__}")
+        _check_id("user_id", user_id)
+        words = set(query_words(query))
+        deadline = time.perf_counter() + max(0.0, time_budget_ms) / 1000.0
+        hits: list[DeepHit] = []
+        for turn in self._turns_newest_first(user_id):
+            if time.perf_counter() > deadline:
+                break
+            if turn.role == _MEMORY_ROLE or not words:
+                continue
+            found = words & set(query_words(turn.text))
+            if found:
+                score = len(found) / len(words)
+                hits.append(DeepHit(turn.id, turn.text, turn.speaker, turn.timestamp, score,
+                                    turn.metadata))
+        hits.sort(key=lambda h: (-h.score, -h.turn_id))
+        hits = hits[:limit]
+        if reconstructor is None:
+            return hits
+        tok = self.tokenizer
+        kept, used = [], 0
+        for hit in hits:  # the reconstructor's input stays inside the memories budget
+            cost = tok.count(hit.text) + 1
+            if used + cost > self.budget.memories:
+                break
+            kept.append(hit)
+            used += cost
+        note = reconstructor(query, kept)
+        if not isinstance(note, str):
+            raise ValidationError("a reconstructor must return a str")
+        return tok.truncate(note, self.budget.memories)
+
+    def _turns_newest_first(self, user_id: str) -> Iterator[Turn]:
+        before: int | None = None
+        while True:  # short read transactions
+            with self._store.log.read() as txn:
+                batch = []
+                for turn in rawlog.iter_user_turns(self._store.log, txn, user_id,
+                                                   reverse=True):
+                    if before is not None and turn.id >= before:
+                        continue
+                    batch.append(turn)
+                    if len(batch) >= 256:
+                        break
+            yield from batch
+            if len(batch) < 256:
+                return
+            before = batch[-1].id
 
     # -- reading the log ------------------------------------------------------
 
@@ -476,6 +637,9 @@ class MemoryEngine:
         """Delete a memory: gone from the working set, never restored; the log keeps it."""
         memory_id = _check_int_id("memory_id", memory_id)
         self._logged_op(memory_id, {"op": "delete", "memory_id": memory_id}, "")
+        with self._ws_read() as tx:
+            user_id = self._owner(tx, memory_id)
+        self.events.emit("memory_clear", {"user_id": user_id, "memory_id": memory_id})
 
     def history(self, memory_id: int) -> list[MemoryEvent]:
         """ADD, then every UPDATE and DELETE, oldest first."""
@@ -596,6 +760,7 @@ class MemoryEngine:
         """Apply pending turns to the working set and fsync both environments now."""
         self._catch_up()
         self._store.flush()
+        self.events.emit("memory_persist", {"path": self.path})
 
     def close(self) -> None:
         """Stop the background worker and close the store (pending turns stay in the
@@ -604,6 +769,7 @@ class MemoryEngine:
             worker, self._maintainer = self._maintainer, None
         if worker is not None:
             worker.stop()
+        self.events.close()
         self._store.close()
 
     def __enter__(self) -> MemoryEngine:

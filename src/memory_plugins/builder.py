@@ -1,0 +1,236 @@
+"""build(): one constant-size prompt from the store and the current input.
+
+Order of work (each section inside its budget, see ``prompt.py``):
+
+1. system text, cut to its budget;
+2. current input, cut to its budget (reported in ``truncated``); if the host
+   already observed it (LlamaIndex's SimpleChatEngine does), it is not repeated
+   in the history: it appears once, in the current section;
+3. memories: hybrid recall over the user's working set, then a knapsack over
+   fidelity levels (a verbatim sentence, or its compressed form and room for more);
+   units whose turn is in the recent history are not repeated;
+4. history: the most recent turns verbatim, newest first, then the source turns of
+   the best memories, shown in time order.
+
+Everything is counted with the engine's tokenizer, template overhead included, and
+the total is checked against the budget before the prompt is returned.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import rawlog
+from .errors import ValidationError
+from .frames import Turn
+from .prompt import (
+    LEVEL_VALUE,
+    MEMORIES_HEADER,
+    Prompt,
+    Source,
+    count_messages,
+    knapsack,
+    memory_line,
+    render_text,
+)
+from .recall import Candidate
+
+if TYPE_CHECKING:
+    from .engine import MemoryEngine
+
+__all__ = ["build_prompt"]
+
+DEFAULT_SYSTEM = ("You are a helpful assistant with a long-term memory. Use the memories "
+                  "and the conversation below to answer.")
+CANDIDATES = 96  # recall candidates the packer chooses from
+MEMORY_ROLE = "memory"
+
+
+def build_prompt(engine: MemoryEngine, current: str, user_id: str,
+                 system: str | None) -> Prompt:
+    tok, budget = engine.tokenizer, engine.budget
+    per_msg = tok.per_message
+    truncated: list[str] = []
+
+    # 1. system
+    system_text = DEFAULT_SYSTEM if system is None else system
+    if tok.count(system_text) + per_msg > budget.system:
+        full = tok.count(system_text)
+        system_text = tok.truncate(system_text, max(0, budget.system - per_msg))
+        truncated.append(f"system: {tok.count(system_text)} of {full} tokens kept")
+    system_tokens = tok.count(system_text) + per_msg
+
+    # 2. current
+    room = budget.current - per_msg - tok.per_reply
+    current_text = current
+    full_current = tok.count(current)
+    if full_current > room:
+        current_text = tok.truncate(current, room)
+        truncated.append(f"current: {tok.count(current_text)} of {full_current} tokens kept")
+    current_tokens = tok.count(current_text) + per_msg + tok.per_reply
+
+    # Recent turns: found first, so memories do not repeat what history will show.
+    recent, observed_current = _recent_turns(engine, user_id, current, budget.history)
+    recent_ids = {t.id for t in recent} | {observed_current}
+
+    # 3. memories
+    memory_budget = budget.memories + (budget.system - system_tokens)
+    candidates = _recall(engine, user_id, current)
+    candidates = [c for c in candidates if c.unit.origin not in recent_ids]
+    lines, chosen, turns = _pack_memories(engine, candidates, system_text, memory_budget)
+    system_content = system_text + ("\n\n" + MEMORIES_HEADER + "\n" + "\n".join(lines)
+                                    if lines else "")
+    memory_tokens = tok.count(system_content) - tok.count(system_text)
+
+    # 4. history
+    history_budget = (budget.history + (memory_budget - memory_tokens)
+                      + (budget.current - current_tokens))
+    history, history_sources = _pack_history(engine, recent, chosen, turns, history_budget)
+
+    messages = [{"role": "system", "content": system_content}, *history,
+                {"role": "user", "content": current_text}]
+    history_tokens = sum(tok.count(m["content"]) + per_msg for m in history)
+    total = system_tokens + memory_tokens + history_tokens + current_tokens
+    if total != count_messages(tok, messages) or total > budget.prompt:
+        raise ValidationError(  # a tokenizer that does not count consistently
+            f"prompt accounting failed ({total} tokens counted section by section, "
+            f"{count_messages(tok, messages)} whole, budget {budget.prompt})")
+    sources = [Source(c.unit.id, "memories", level, tok.count(line), c.score,
+                      _metadata(c, turns)) for c, level, line in chosen]
+    sources += history_sources
+    prompt = Prompt(
+        messages=messages, text=render_text(messages),
+        tokens={"system": system_tokens, "memories": memory_tokens,
+                "history": history_tokens, "current": current_tokens, "total": total},
+        sources=sources, max_tokens=budget.response, truncated=truncated, budget=budget)
+    engine.events.emit("memory_retrieve", {
+        "user_id": user_id, "memory_ids": [c.unit.id for c, _l, _t in chosen],
+        "levels": [level for _c, level, _t in chosen], "tokens": prompt.tokens})
+    return prompt
+
+
+def _recall(engine: MemoryEngine, user_id: str, query: str) -> list[Candidate]:
+    recall = engine._recall_engine()
+    with engine._ws_read() as tx:
+        state = engine._ws.state(tx, user_id)
+
+        def entries() -> list[tuple[Any, str]]:
+            out = []
+            for unit in engine._ws.iter_units(tx, user_id):
+                out.append((unit, engine._ws.shown_text(tx, unit)))
+            return out
+
+        index = recall.get(user_id, state.version, entries)
+    vector = recall.embedder.embed([query])[0] if query.strip() else None
+    return recall.search(index, query, state.now, CANDIDATES, vector)
+
+
+def _recent_turns(engine: MemoryEngine, user_id: str, current: str,
+                  budget: int) -> tuple[list[Turn], int]:
+    """Newest turns first, until their text alone would fill the history budget; and
+    the id of the current input if the host already observed it (else 0)."""
+    tok = engine.tokenizer
+    out: list[Turn] = []
+    used = 0
+    observed_current = 0
+    for turn in engine._turns_newest_first(user_id):
+        if turn.role == MEMORY_ROLE:
+            continue
+        if not observed_current and not out and turn.role == "user" and turn.text == current:
+            observed_current = turn.id  # observed before build(): shown once, as current
+            continue
+        cost = tok.count(_history_content(turn)) + tok.per_message
+        if used + cost > budget:
+            break
+        out.append(turn)
+        used += cost
+    return out, observed_current
+
+
+def _history_content(turn: Turn) -> str:
+    return f"{turn.speaker}: {turn.text}" if turn.speaker else turn.text
+
+
+def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_text: str,
+                   budget: int) -> tuple[list[str], list[tuple[Candidate, int, str]],
+                                         dict[int, Turn]]:
+    tok = engine.tokenizer
+    header = tok.count(system_text + "\n\n" + MEMORIES_HEADER + "\n") - tok.count(system_text)
+    if not candidates or budget <= header:
+        return [], [], {}
+    turns: dict[int, Turn] = {}
+    with engine._store.log.read() as txn:
+        for c in candidates:
+            if c.unit.origin not in turns:
+                turn = rawlog.get_turn(engine._store.log, txn, c.unit.origin)
+                if turn is not None:
+                    turns[c.unit.origin] = turn
+    options: list[list[tuple[int, int, float]]] = []
+    lines: dict[tuple[int, int], str] = {}
+    for i, c in enumerate(candidates):
+        turn = turns.get(c.unit.origin)
+        speaker = turn.speaker if turn is not None else None
+        verbatim = c.text if c.unit.level == 0 else None
+        opts = []
+        for level in range(c.unit.level, 4):
+            line = memory_line(c.unit, level, verbatim, speaker)
+            if not line.strip("- []0123456789"):
+                continue
+            lines[(i, level)] = line
+            opts.append((level, tok.count(line) + 1, c.score * LEVEL_VALUE[level]))
+        options.append(opts)
+    picks = knapsack(options, budget - header)
+    chosen = sorted(((candidates[i], level, lines[(i, level)]) for i, level in picks.items()),
+                    key=lambda x: (x[0].unit.created_at, x[0].unit.id))
+    # Exact count of the block as it will be sent; drop the weakest until it fits.
+    while chosen:
+        block = "\n".join(line for _c, _l, line in chosen)
+        used = (tok.count(system_text + "\n\n" + MEMORIES_HEADER + "\n" + block)
+                - tok.count(system_text))
+        if used <= budget:
+            break
+        weakest = min(range(len(chosen)),
+                      key=lambda k: (chosen[k][0].score * LEVEL_VALUE[chosen[k][1]], k))
+        chosen.pop(weakest)
+    return [line for _c, _l, line in chosen], chosen, turns
+
+
+def _pack_history(engine: MemoryEngine, recent: list[Turn],
+                  chosen: list[tuple[Candidate, int, str]], turns: dict[int, Turn],
+                  budget: int) -> tuple[list[dict[str, str]], list[Source]]:
+    tok = engine.tokenizer
+    picked: list[Turn] = []
+    used = 0
+    for turn in recent:  # newest first
+        cost = tok.count(_history_content(turn)) + tok.per_message
+        if used + cost > budget:
+            break
+        picked.append(turn)
+        used += cost
+    seen = {t.id for t in picked}
+    scores: dict[int, float] = {}
+    for c, _level, _line in sorted(chosen, key=lambda x: -x[0].score):
+        source = turns.get(c.unit.origin)
+        if source is None or source.id in seen:
+            continue
+        cost = tok.count(_history_content(source)) + tok.per_message
+        if used + cost > budget:
+            continue
+        picked.append(source)
+        seen.add(source.id)
+        scores[source.id] = c.score
+        used += cost
+    picked.sort(key=lambda t: t.id)
+    messages = [{"role": "assistant" if t.role == "assistant" else "user",
+                 "content": _history_content(t)} for t in picked]
+    sources = [Source(t.id, "history", 0, tok.count(_history_content(t)) + tok.per_message,
+                      scores.get(t.id, 0.0), t.metadata) for t in picked]
+    return messages, sources
+
+
+def _metadata(c: Candidate, turns: dict[int, Turn]) -> dict[str, Any] | None:
+    if c.unit.metadata is not None:
+        return c.unit.metadata
+    turn = turns.get(c.unit.origin)
+    return None if turn is None or turn.role == MEMORY_ROLE else turn.metadata
+

