@@ -18,6 +18,7 @@ the total is checked against the budget before the prompt is returned.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 from . import rawlog
@@ -43,6 +44,7 @@ __all__ = ["build_prompt"]
 DEFAULT_SYSTEM = ("You are a helpful assistant with a long-term memory. Use the memories "
                   "and the conversation below to answer.")
 CANDIDATES = 96  # recall candidates the packer chooses from
+RECENT_SHARE = 0.25  # of the history budget kept for the latest turns; the rest: relevant ones
 MEMORY_ROLE = "memory"
 
 
@@ -70,7 +72,8 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     current_tokens = tok.count(current_text) + per_msg + tok.per_reply
 
     # Recent turns: found first, so memories do not repeat what history will show.
-    recent, observed_current = _recent_turns(engine, user_id, current, budget.history)
+    recent, observed_current = _recent_turns(engine, user_id, current,
+                                             int(budget.history * RECENT_SHARE))
     recent_ids = {t.id for t in recent} | {observed_current}
 
     # 3. memories
@@ -85,7 +88,8 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     # 4. history
     history_budget = (budget.history + (memory_budget - memory_tokens)
                       + (budget.current - current_tokens))
-    history, history_sources = _pack_history(engine, recent, chosen, turns, history_budget)
+    history, history_sources = _pack_history(engine, user_id, recent, candidates, chosen,
+                                             history_budget)
 
     messages = [{"role": "system", "content": system_content}, *history,
                 {"role": "user", "content": current_text}]
@@ -170,11 +174,13 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
     for i, c in enumerate(candidates):
         turn = turns.get(c.unit.origin)
         speaker = turn.speaker if turn is not None else None
-        verbatim = c.text if c.unit.level == 0 else None
+        # Retrieval restores: a degraded unit may be shown verbatim, read from the log.
+        verbatim = c.text if c.unit.level == 0 else (
+            turn.text[c.unit.span[0]:c.unit.span[1]] if turn is not None else None)
         opts = []
-        for level in range(c.unit.level, 4):
+        for level in (0, *range(max(1, c.unit.level), 4)):
             line = memory_line(c.unit, level, verbatim, speaker)
-            if not line.strip("- []0123456789"):
+            if line is None:
                 continue
             lines[(i, level)] = line
             opts.append((level, tok.count(line) + 1, c.score * LEVEL_VALUE[level]))
@@ -195,9 +201,11 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
     return [line for _c, _l, line in chosen], chosen, turns
 
 
-def _pack_history(engine: MemoryEngine, recent: list[Turn],
-                  chosen: list[tuple[Candidate, int, str]], turns: dict[int, Turn],
+def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
+                  candidates: list[Candidate], chosen: list[tuple[Candidate, int, str]],
                   budget: int) -> tuple[list[dict[str, str]], list[Source]]:
+    """The recent turns, then the exchanges (a turn and the reply to it) behind the
+    best candidates that the memories section did not already show."""
     tok = engine.tokenizer
     picked: list[Turn] = []
     used = 0
@@ -207,19 +215,24 @@ def _pack_history(engine: MemoryEngine, recent: list[Turn],
             break
         picked.append(turn)
         used += cost
-    seen = {t.id for t in picked}
+    seen = {t.id for t in picked} | {c.unit.origin for c, _l, _t in chosen}
     scores: dict[int, float] = {}
-    for c, _level, _line in sorted(chosen, key=lambda x: -x[0].score):
-        source = turns.get(c.unit.origin)
-        if source is None or source.id in seen:
-            continue
-        cost = tok.count(_history_content(source)) + tok.per_message
-        if used + cost > budget:
-            continue
-        picked.append(source)
-        seen.add(source.id)
-        scores[source.id] = c.score
-        used += cost
+    log = engine._store.log
+    with log.read() as txn:
+        for c in candidates:
+            if c.unit.origin in seen:
+                continue
+            exchange = list(itertools.islice(
+                rawlog.iter_user_turns(log, txn, user_id, after=c.unit.origin - 1), 2))
+            exchange = [t for t in exchange if t.id not in seen and t.role != MEMORY_ROLE]
+            cost = sum(tok.count(_history_content(t)) + tok.per_message for t in exchange)
+            if not exchange or used + cost > budget:
+                continue
+            for t in exchange:
+                picked.append(t)
+                seen.add(t.id)
+                scores[t.id] = c.score
+            used += cost
     picked.sort(key=lambda t: t.id)
     messages = [{"role": "assistant" if t.role == "assistant" else "user",
                  "content": _history_content(t)} for t in picked]

@@ -53,7 +53,7 @@ __all__ = ["DeepHit", "HealthReport", "MemoryEngine", "MemoryEvent", "Stats"]
 T = TypeVar("T")
 log = logging.getLogger("memory_plugins")
 _SETTINGS_KEY = b"settings"
-_CATCH_UP_BATCH = 256  # turns applied per working-set transaction
+_CATCH_UP_BATCH = 64  # turns per working-set transaction: short log snapshots
 _shared: dict[str, Any] = {}  # process-wide tokenizer and embedder (loading costs seconds)
 _shared_lock = threading.Lock()
 
@@ -198,23 +198,38 @@ class _HotCache:
 
 
 def _yield_gil() -> None:
-    time.sleep(0)  # lets a waiting thread (the caller's observe) take the GIL now
+    # A real (if tiny) sleep: sleep(0) releases the GIL but usually takes it straight
+    # back, leaving a caller's observe() waiting out the 5 ms switch interval.
+    time.sleep(0.0002)
 
 
 class _Maintainer(threading.Thread):
-    """The background worker that applies logged turns to the working set."""
+    """The background worker that applies logged turns to the working set.
 
-    def __init__(self, engine: MemoryEngine) -> None:
+    It works in the gaps: after a wake-up it waits until no turn has arrived for
+    ``idle_s`` (a chat has seconds between turns), then applies everything pending
+    in one transaction. During a burst of observe() calls it stays out of their
+    way (Python runs one thread at a time); if the burst leaves more than
+    ``max_pending_turns`` unapplied, observe() applies them itself.
+    """
+
+    def __init__(self, engine: MemoryEngine, *, idle_s: float = 0.002) -> None:
         super().__init__(name="memory-plugins-maintainer", daemon=True)
         self.engine = engine
+        self.idle_s = idle_s
         self.wake = threading.Event()
         self.stopping = False
         self.error: BaseException | None = None
+
+    def notify(self) -> None:
+        self.wake.set()
 
     def run(self) -> None:
         while True:
             self.wake.wait()
             self.wake.clear()
+            while not self.stopping and self.wake.wait(self.idle_s):
+                self.wake.clear()  # another turn arrived: wait for a gap
             if self.stopping:
                 return
             try:
@@ -363,7 +378,7 @@ class MemoryEngine:
             if self._maintainer is None:
                 self._maintainer = _Maintainer(self)
                 self._maintainer.start()
-            self._maintainer.wake.set()
+            self._maintainer.notify()
 
     # -- the write path -------------------------------------------------------
 
@@ -733,9 +748,14 @@ class MemoryEngine:
                     if cur.last():
                         decode_frame(bytes(cur.value()))
                 lag = rawlog.last_seq(self._store.log, tx.log) - self._ws.applied(tx)
+                skipped, first = self._ws.skipped(tx)
             checks["last_frame"] = "ok"
             checks["working_set"] = "ok" if lag <= self.settings.max_pending_turns else (
                 f"{lag} turns not yet applied to the working set; reads will apply them")
+            if skipped:
+                checks["extraction"] = (
+                    f"{skipped} turn(s) kept in the log without memories because extraction "
+                    f"failed (first: {first}); please report it")
         except Exception as exc:  # reported, not raised: this is the health check
             checks["last_frame"] = f"{type(exc).__name__}: {exc}; run verify() for details"
         worker = self._maintainer

@@ -91,13 +91,36 @@ def sanitize(text: str) -> str:
                     .replace("[", "(").replace("]", ")"), flat)
 
 
+_ISO = re.compile(r"@(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?\b")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+
+
+def human_date(ts: float) -> str:
+    day = dt.datetime.fromtimestamp(ts, dt.UTC)
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def _human_iso(m: re.Match[str]) -> str:
+    year, month, day = m.group(1), m.group(2), m.group(3)
+    if month is None or not 1 <= int(month) <= 12:
+        return f"({year})"
+    name = _MONTHS[int(month) - 1]
+    return f"({int(day)} {name} {year})" if day else f"({name} {year})"
+
+
 def memory_line(unit: MemoryUnit, level: int, verbatim: str | None,
-                speaker: str | None) -> str:
-    when = dt.datetime.fromtimestamp(unit.created_at, dt.UTC).date().isoformat()
-    if level == 0 and verbatim is not None:
+                speaker: str | None) -> str | None:
+    """One memory as a prompt line (dates spelled out, as people and models read
+    them), or None if the unit has no form at that level."""
+    when = human_date(unit.created_at)
+    if level == 0:
+        if verbatim is None:
+            return None
         who = f"{speaker}: " if speaker else ""
         return f"- [{when}] {who}{sanitize(verbatim)}"
-    return f"- [{when}] {sanitize(unit.form(level) or '')}"
+    form = unit.form(level)
+    return None if form is None else f"- [{when}] {_ISO.sub(_human_iso, sanitize(form))}"
 
 
 def knapsack(options: list[list[tuple[int, int, float]]], budget: int) -> dict[int, int]:

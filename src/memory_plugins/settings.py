@@ -72,8 +72,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # what is still pending (so reads always see every observed turn). "inline":
     # observe() applies its turn before returning (slower, no thread).
     "maintenance": "background",
-    # If the worker falls this many turns behind, observe() helps it (bounded lag).
-    "max_pending_turns": 1024,
+    # The worker runs in the gaps between turns; if a burst leaves this many turns
+    # unapplied, observe() applies them itself (bounded lag, amortised cost).
+    "max_pending_turns": 256,
 }
 
 PROCESS_ONLY = frozenset({"durability", "flush_interval_ms", "map_size_mb", "cached_users",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 import struct
 import threading
@@ -96,7 +97,9 @@ class Env:
     """One LMDB environment with its named sub-databases."""
 
     def __init__(self, path: Path, databases: dict[str, tuple[bool, bool]], *, durable: bool,
-                 map_size: int, flush_interval_ms: int) -> None:
+                 map_size: int, flush_interval_ms: int | None) -> None:
+        """``durable``: fsync every commit. Otherwise fsync every ``flush_interval_ms``,
+        or (None) only on ``flush()`` and ``close()``."""
         self.path = path
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -109,7 +112,7 @@ class Env:
         except (lmdb.Error, OSError) as exc:
             raise StorageError(f"cannot open store {str(path)!r}: {exc}") from exc
         self.durable = durable
-        self.flush_interval = flush_interval_ms / 1000.0
+        self.flush_interval = math.inf if flush_interval_ms is None else flush_interval_ms / 1e3
         self._last_flush = time.monotonic()
         self._write_lock = threading.Lock()
         self.closed = False
@@ -162,6 +165,8 @@ class Env:
             raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
         try:
             yield txn
+        except (lmdb.MapFullError, lmdb.MapResizedError):
+            raise  # from a write nested in this read (another environment): it grows its map
         except lmdb.Error as exc:
             raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
         finally:
@@ -217,10 +222,17 @@ class Store:
                        flush_interval_ms=flush_interval_ms)
         try:
             self._check_format()
-            self.ws = Env(self.path / "working_set", WORKING_SET_DATABASES, durable=durable,
-                          map_size=map_size, flush_interval_ms=flush_interval_ms)
+            # The working set is derived from the log, so its commits need no fsync of
+            # their own (which would queue behind, and delay, the log's). A process
+            # crash cannot hurt it (the OS still writes what it was given); only a
+            # machine crash can, and _open_working_set detects that and rebuilds it.
+            boot = _boot_id()
+            self.ws = Env(self.path / "working_set", WORKING_SET_DATABASES,
+                          durable=boot is None and durable, map_size=map_size,
+                          flush_interval_ms=None if boot else flush_interval_ms)
+            self.rebuilt = self._open_working_set(boot)
         except BaseException:
-            self.log.close()
+            self.close()
             raise
 
     def _check_format(self) -> None:
@@ -235,6 +247,39 @@ class Store:
                     f"{STORE_FORMAT!r}; export it with the release that wrote it")
         self.log.write(fn)
 
+    def _open_working_set(self, boot: bytes | None) -> bool:
+        """Count this process as a writer of the working set. If writers were still
+        counted when the machine last went down (another boot id), their unsynced
+        pages may be torn: empty the working set, to be rebuilt from the log."""
+        def fn(txn: Any) -> bool:
+            meta = self.ws.dbs["meta"]
+            writers = unpack_u64(txn.get(b"writers", db=meta) or bytes(8))
+            stale = boot is not None and writers > 0 and txn.get(b"boot", db=meta) != boot
+            if stale:
+                for name, db in self.ws.dbs.items():
+                    if name != "meta":
+                        txn.drop(db, delete=False)
+                txn.delete(b"applied", db=meta)
+                writers = 0
+            txn.put(b"writers", pack_u64(writers + 1), db=meta)
+            if boot is not None:
+                txn.put(b"boot", boot, db=meta)
+            return stale
+        rebuilt = self.ws.write(fn)
+        self.ws.flush()  # the writer count itself must survive a crash
+        return rebuilt
+
+    def _close_working_set(self) -> None:
+        """fsync what this process wrote, then stop counting it as a writer."""
+        self.ws.flush()
+
+        def fn(txn: Any) -> None:
+            meta = self.ws.dbs["meta"]
+            writers = unpack_u64(txn.get(b"writers", db=meta) or bytes(8))
+            txn.put(b"writers", pack_u64(max(0, writers - 1)), db=meta)
+        self.ws.write(fn)
+        self.ws.flush()
+
     @property
     def closed(self) -> bool:
         return self.log.closed
@@ -248,6 +293,20 @@ class Store:
 
     def close(self) -> None:
         try:
-            self.ws.close()
+            ws = getattr(self, "ws", None)
+            if ws is not None and not ws.closed:
+                try:
+                    self._close_working_set()
+                finally:
+                    ws.close()
         finally:
             self.log.close()
+
+
+def _boot_id() -> bytes | None:
+    """This boot's id (Linux); None where the OS gives none."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None

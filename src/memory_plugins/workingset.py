@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import math
 import struct
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from .units import GONE, MemoryUnit
 __all__ = ["Changes", "Tx", "UserState", "WorkingSet"]
 
 _MENTION = struct.Struct(">QII")  # unit id, span start, span end (in turn id >> 8)
+log = logging.getLogger("memory_plugins")
 _DUE, _EXPIRY = b"d", b"e"  # the two parts of the schedule database
 MAX_SOURCES = 16  # a unit said many times keeps its latest 16 source turns
 
@@ -147,7 +149,14 @@ class WorkingSet:
     def apply(self, tx: Tx, turn: Turn) -> Changes:
         """One logged turn: a conversation turn, or an explicit memory operation."""
         if turn.role != "memory":
-            return self.ingest(tx, turn)
+            try:
+                analysis = self._analyze(turn)
+            except Exception as exc:  # an extractor bug must not stall every user's memory
+                log.exception("turn %d could not be analysed; it stays in the log, "
+                              "without memories", turn.id)
+                self._record_skip(tx, turn, exc)
+                return Changes()
+            return self.ingest(tx, turn, analysis)
         info = turn.metadata or {}
         op = info.get("op")
         if op == "add":
@@ -207,12 +216,26 @@ class WorkingSet:
 
     # -- the write path ---------------------------------------------------------
 
-    def ingest(self, tx: Tx, turn: Turn) -> Changes:
+    def _record_skip(self, tx: Tx, turn: Turn, exc: Exception) -> None:
+        meta = self.db["meta"]
+        count = unpack_u64(tx.ws.get(b"skipped", db=meta) or bytes(8))
+        tx.ws.put(b"skipped", pack_u64(count + 1), db=meta)
+        if count == 0:
+            tx.ws.put(b"first_skipped", f"turn {turn.id}: {type(exc).__name__}: {exc}".encode(
+                "utf-8", "replace"), db=meta)
+
+    def skipped(self, tx: Tx) -> tuple[int, str]:
+        """How many turns could not be analysed, and the first of them."""
+        meta = self.db["meta"]
+        count = unpack_u64(tx.ws.get(b"skipped", db=meta) or bytes(8))
+        first = tx.ws.get(b"first_skipped", db=meta)
+        return count, bytes(first).decode("utf-8", "replace") if first else ""
+
+    def ingest(self, tx: Tx, turn: Turn, analysis: TurnAnalysis) -> Changes:
         """Add a logged turn's units, reinforce what it mentions, decay, enforce capacity."""
         ch = Changes()
         st = self.state(tx, turn.user_id)
         now = st.now = max(st.now, turn.timestamp)
-        analysis = self._analyze(turn)
         fresh: set[int] = set()
         for ex in analysis.units:
             unit_id = turn.id << 8 | ex.index

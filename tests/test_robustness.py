@@ -1,0 +1,43 @@
+"""Failures that must not stall the store: full maps, an extractor bug."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memory_plugins import MemoryEngine
+from memory_plugins import workingset as ws_module
+
+
+def test_maps_grow_while_the_working_set_catches_up(tmp_path: Path) -> None:
+    """Found by the 1M-turn benchmark: a full working-set map inside a log snapshot."""
+    with MemoryEngine(tmp_path, map_size_mb=1, maintenance="inline",
+                      durability="deferred") as engine:
+        for i in range(6000):
+            engine.observe(f"My friend number {i} is called Rex{i} and lives in Paris{i}.",
+                           user_id=f"u{i % 7}")
+        assert engine.stats().turns == 6000
+        assert engine.memories(user_id="u3")
+        assert engine.health().ok
+
+
+def test_a_turn_the_extractor_cannot_handle_stays_in_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ws_module.analyze_turn
+
+    def flaky(text: str, **kwargs):  # type: ignore[no-untyped-def]
+        if "BOOM" in text:
+            raise IndexError("an extractor bug")
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(ws_module, "analyze_turn", flaky)
+    with MemoryEngine(tmp_path) as engine:
+        engine.observe("My dog's name is Potola.", user_id="a")
+        bad = engine.observe("BOOM goes the parser.", user_id="b")
+        engine.observe("I live in Porto.", user_id="a")
+        assert [m.text for m in engine.memories(user_id="a")] == [
+            "My dog's name is Potola.", "I live in Porto."]
+        assert engine.get_turn(bad).text == "BOOM goes the parser."
+        health = engine.health()
+        assert not health.ok and f"turn {bad}: IndexError" in health.checks["extraction"]
