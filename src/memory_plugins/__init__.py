@@ -7,7 +7,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .engine import HealthReport, MemoryEngine, MemoryEvent, Stats
+from .embed import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from .engine import DeepHit, HealthReport, MemoryEngine, MemoryEvent, Stats
+from .events import EVENTS
 from .errors import (
     CorruptionError,
     MemoryPluginsError,
@@ -21,8 +23,16 @@ from .errors import (
     ValidationError,
 )
 from .frames import Turn
+from .prompt import Budget, Prompt, Source
 from .rawlog import BrokenFrame, VerifyReport
 from .settings import DEFAULT_SETTINGS, MEMORY_TYPES
+from .tokenizers import (
+    CallableTokenizer,
+    HuggingFaceTokenizer,
+    LlamaCppTokenizer,
+    TiktokenTokenizer,
+    Tokenizer,
+)
 from .units import LEVEL_NAMES, MemoryUnit
 
 try:
@@ -32,22 +42,35 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "EVENTS",
     "LEVEL_NAMES",
     "MEMORY_TYPES",
     "BrokenFrame",
+    "Budget",
+    "CallableTokenizer",
     "CorruptionError",
+    "DeepHit",
+    "Embedder",
+    "HashingEmbedder",
     "HealthReport",
+    "HuggingFaceTokenizer",
+    "LlamaCppTokenizer",
     "MemoryEngine",
     "MemoryEvent",
     "MemoryPluginsError",
     "MemoryUnit",
     "MissingDependencyError",
     "NotFoundError",
+    "Prompt",
     "RuntimeFailure",
+    "SentenceTransformerEmbedder",
+    "Source",
     "Stats",
     "StorageError",
     "StoreClosedError",
     "StoreLockedError",
+    "TiktokenTokenizer",
+    "Tokenizer",
     "Turn",
     "UsageError",
     "ValidationError",

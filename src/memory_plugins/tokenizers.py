@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .errors import MissingDependencyError, ValidationError
+from .errors import ValidationError
 
 __all__ = ["CallableTokenizer", "HuggingFaceTokenizer", "LlamaCppTokenizer", "TiktokenTokenizer",
            "Tokenizer", "resolve_tokenizer"]
@@ -145,9 +145,3 @@ def resolve_tokenizer(spec: Tokenizer | str | Callable[[str], Any] | None) -> To
     raise ValidationError(
         f"tokenizer must be a Tokenizer, an encoding name or a function, got {spec!r}")
 
-
-def _require(module: str, extra: str, purpose: str) -> Any:
-    try:
-        return __import__(module)
-    except ImportError as exc:
-        raise MissingDependencyError(module, extra, purpose) from exc
