@@ -9,7 +9,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .embed import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from .engine import DeepHit, HealthReport, MemoryEngine, MemoryEvent, Stats
-from .events import EVENTS
 from .errors import (
     CorruptionError,
     MemoryPluginsError,
@@ -22,6 +21,7 @@ from .errors import (
     UsageError,
     ValidationError,
 )
+from .events import EVENTS
 from .frames import Turn
 from .prompt import Budget, Prompt, Source
 from .rawlog import BrokenFrame, VerifyReport
