@@ -34,7 +34,7 @@ from .prompt import (
     memory_line,
     render_text,
 )
-from .recall import Candidate
+from .recall import Candidate, query_words
 
 if TYPE_CHECKING:
     from .engine import MemoryEngine
@@ -43,7 +43,8 @@ __all__ = ["build_prompt"]
 
 DEFAULT_SYSTEM = ("You are a helpful assistant with a long-term memory. Use the memories "
                   "and the conversation below to answer.")
-CANDIDATES = 96  # recall candidates the packer chooses from
+CANDIDATES = 192  # recall candidates the packer chooses from
+COLD_SUBJECTS, COLD_PER_TERM, COLD_LIMIT = 4, 8, 64  # bounds of the cold recall per build
 RECENT_SHARE = 0.25  # of the history budget kept for the latest turns; the rest: relevant ones
 MEMORY_ROLE = "memory"
 
@@ -125,8 +126,18 @@ def _recall(engine: MemoryEngine, user_id: str, query: str) -> list[Candidate]:
             return out
 
         index = recall.get(user_id, state.version, entries)
+        # The cold side: forgotten units the query names, rebuilt from the log
+        # (retrieval restores, as the design says), scored like the rest.
+        words = query_words(query)
+        subjects = sorted({u.subject for u in index.units})[:COLD_SUBJECTS]
+        terms = [w for w in words] + [f"{s}|{w}" for s in subjects for w in words]
+        cold = engine._ws.forgotten_mentioning(tx, user_id, terms, COLD_PER_TERM, COLD_LIMIT)
     vector = recall.embedder.embed([query])[0] if query.strip() else None
-    return recall.search(index, query, state.now, CANDIDATES, vector)
+    warm = recall.search(index, query, state.now, CANDIDATES, vector)
+    if not cold:
+        return warm
+    return sorted([*warm, *recall.score_outside(cold, query, state.now, vector, index)],
+                  key=lambda c: (-c.score, c.unit.id))[:CANDIDATES]
 
 
 def _recent_turns(engine: MemoryEngine, user_id: str, current: str,

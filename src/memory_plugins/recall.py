@@ -34,7 +34,7 @@ which who why will with would you your yours
 """.split())
 
 # Fusion weights: semantic similarity, keyword overlap, and how alive the memory is.
-W_VECTOR, W_KEYWORD, W_ALIVE = 0.45, 0.4, 0.15
+W_VECTOR, W_KEYWORD, W_ALIVE = 0.5, 0.45, 0.05
 BM25_K1, BM25_B = 1.2, 0.75
 
 
@@ -171,6 +171,25 @@ class Recall:
                 index.remove(unit_id)
             index.version = ch.version
 
+    def score_outside(self, units: list[MemoryUnit], query: str, now: float,
+                      query_vector: np.ndarray | None, index: RecallIndex) -> list[Candidate]:
+        """Candidates for units outside the index (forgotten ones, from the log),
+        scored on the same scale as ``search``'s: keyword weight relative to the
+        best possible, vector similarity, and their (restored) strength."""
+        words = query_words(query)
+        best = _keyword_overlap(words, " ".join(words), index) or 1.0
+        texts = [u.verbatim or "" for u in units]
+        vectors = self.embedder.embed(texts) if query_vector is not None else None
+        out = []
+        for n, unit in enumerate(units):
+            keyword = min(1.0, _keyword_overlap(words, texts[n], index) / best)
+            vector = (float(np.clip(vectors[n] @ query_vector, 0.0, 1.0))
+                      if vectors is not None else 0.0)
+            alive = unit.retention(now)
+            out.append(Candidate(unit, texts[n], W_VECTOR * vector + W_KEYWORD * keyword
+                                 + W_ALIVE * alive, vector, keyword, alive))
+        return out
+
     def search(self, index: RecallIndex, query: str, now: float, limit: int,
                query_vector: np.ndarray | None) -> list[Candidate]:
         n = len(index)
@@ -203,6 +222,14 @@ class Recall:
         order = np.lexsort((ids, -score))[:limit]  # ties broken by id: deterministic
         return [Candidate(index.units[i], index.texts[i], float(score[i]), float(vector[i]),
                           float(keyword[i]), float(alive[i])) for i in order]
+
+
+def _keyword_overlap(words: list[str], text: str, index: RecallIndex) -> float:
+    """BM25-like weight of the query words found in ``text``, IDF from the index."""
+    n = max(1, len(index))
+    found = set(query_words(text))
+    return sum(math.log(1 + (n + 0.5) / (len(index.postings.get(w, ())) + 0.5))
+               for w in set(words) if w in found)
 
 
 def _shown(unit: MemoryUnit, index: RecallIndex) -> str:

@@ -401,6 +401,34 @@ class WorkingSet:
                     elif self._restore(tx, st, uid, uid >> 8, start, end, now, ch, source):
                         budget -= 1
 
+    def forgotten_mentioning(self, tx: Tx, user_id: str, terms: list[str], per_term: int,
+                             limit: int) -> list[MemoryUnit]:
+        """Units out of the working set (forgotten, never deleted) that the mention
+        index links to ``terms``, newest first per term, rebuilt from the log: the
+        cold side of recall. Bounded by ``per_term`` x len(terms) and ``limit``."""
+        prefix = user_prefix(user_id)
+        hits: dict[int, tuple[int, int]] = {}
+        with tx.ws.cursor(db=self.db["mentions"]) as cur:
+            for term in terms:
+                if not cur.set_key(prefix + term_key(term)):
+                    continue
+                cur.last_dup()
+                for n, raw in enumerate(cur.iterprev_dup(keys=False)):
+                    if n >= per_term:
+                        break
+                    uid, start, end = _MENTION.unpack(bytes(raw))
+                    hits.setdefault(uid, (start, end))
+        found: list[MemoryUnit] = []
+        for uid in sorted(hits, reverse=True):
+            if len(found) >= limit:
+                break
+            if self.load(tx, user_id, uid) is not None or self.is_deleted(tx, user_id, uid):
+                continue  # in the working set already, or deleted
+            unit = self._from_log(tx, user_id, uid, uid >> 8, *hits[uid])
+            if unit is not None:
+                found.append(unit)
+        return found
+
     # -- internals ----------------------------------------------------------------
 
     def _explicit_extract(self, turn: Turn, kind: str | None) -> Extracted:
