@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +22,6 @@ pytestmark = pytest.mark.slow
 
 
 Spawn = Callable[..., Any]  # spawn(*args) -> a running _writer.Child
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Spawn]:
-    """Start ``_writer.py`` children; any still running at the end are killed."""
-    children: list[Any] = []
-
-    def start(*args: str) -> Any:
-        child = writer.Child(*args, stderr_path=tmp_path / f"child-{len(children)}.err")
-        children.append(child)
-        return child
-
-    yield start
-    for child in children:
-        if child.proc.returncode is None:
-            child.kill()
 
 
 @pytest.mark.parametrize(

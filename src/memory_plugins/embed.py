@@ -89,7 +89,10 @@ class SentenceTransformerEmbedder:
         self._torch = torch
         self._lock = threading.Lock()  # one encode at a time: torch threads are per process
         self.model = SentenceTransformer(path, device=device)
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 384)
+        # Renamed in sentence-transformers 5.x; older releases only have the long name.
+        dimension = (getattr(self.model, "get_embedding_dimension", None)
+                     or self.model.get_sentence_embedding_dimension)
+        self.dim = int(dimension() or 384)
         self.name = f"st:{model or 'all-MiniLM-L6-v2'}"
 
     def embed(self, texts: list[str]) -> np.ndarray:

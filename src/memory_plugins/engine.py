@@ -23,12 +23,10 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import math
 import os
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -39,6 +37,7 @@ from .embed import Embedder, HashingEmbedder, default_embedder
 from .errors import NotFoundError, ValidationError
 from .events import EventBus
 from .frames import Turn, decode_frame
+from .maintenance import HotCache, Maintainer, yield_gil
 from .prompt import Budget, Prompt
 from .rawlog import VerifyReport
 from .recall import Recall, query_words
@@ -46,6 +45,7 @@ from .settings import MEMORY_TYPES, PROCESS_ONLY, Settings
 from .storage import Store, unpack_u64, user_key
 from .tokenizers import Tokenizer, resolve_tokenizer
 from .units import GONE, LEVEL_NAMES, MemoryUnit
+from .validation import check_id, check_int_id, check_metadata, to_timestamp
 from .workingset import Changes, Tx, UserState, WorkingSet
 
 __all__ = ["DeepHit", "HealthReport", "MemoryEngine", "MemoryEvent", "Stats"]
@@ -63,7 +63,6 @@ def _shared_default(name: str, make: Callable[[], Any]) -> Any:
         if name not in _shared:
             _shared[name] = make()
         return _shared[name]
-_MAX_ID_CHARS = 4096
 _MEMORY_ROLE = "memory"  # the role of turns logged by add/update/delete
 
 
@@ -112,139 +111,6 @@ class MemoryEvent:
     timestamp: float
 
 
-def _check_id(name: str, value: object, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a str, got {type(value).__name__}")
-    if not value:
-        raise ValidationError(f"{name} must not be empty")
-    if len(value) > _MAX_ID_CHARS:
-        raise ValidationError(f"{name} is {len(value)} characters; the limit is {_MAX_ID_CHARS}")
-
-
-def _check_metadata(metadata: object) -> dict[str, Any] | None:
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        raise ValidationError(f"metadata must be a dict or None, got {type(metadata).__name__}")
-    try:
-        # Only what reads back identically is accepted: str keys, JSON values.
-        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
-        same = json.loads(text) == metadata and all(isinstance(k, str) for k in metadata)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"metadata must be JSON-serialisable: {exc}") from exc
-    if not same:
-        raise ValidationError(
-            "metadata must read back unchanged: use str keys and JSON values (no tuples, "
-            "no non-str keys)")
-    return metadata
-
-
-def _to_timestamp(timestamp: object) -> tuple[float, int]:
-    """(POSIX seconds, UTC offset in minutes). Naive datetimes are taken as UTC."""
-    if timestamp is None:
-        return time.time(), 0
-    if isinstance(timestamp, dt.datetime):
-        if timestamp.tzinfo is None:
-            return timestamp.replace(tzinfo=dt.UTC).timestamp(), 0
-        offset = timestamp.utcoffset() or dt.timedelta(0)
-        return timestamp.timestamp(), int(offset.total_seconds() // 60)
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
-        raise ValidationError(
-            f"timestamp must be a datetime, POSIX seconds or None, got {type(timestamp).__name__}")
-    if not math.isfinite(timestamp) or abs(timestamp) > 1e11:
-        raise ValidationError(f"timestamp {timestamp!r} is not a usable POSIX time")
-    return float(timestamp), 0
-
-
-class _HotCache:
-    """Recently touched units per user, decoded, in RAM (the hot tier).
-
-    Tagged with the user's write version: if another process wrote since, the
-    user's cache is dropped rather than trusted.
-    """
-
-    def __init__(self, per_user: int, users: int) -> None:
-        self.per_user, self.users = per_user, users
-        self.data: OrderedDict[str, tuple[int, OrderedDict[int, MemoryUnit]]] = OrderedDict()
-        self.lock = threading.Lock()  # the worker and callers both update it
-
-    def apply(self, user_id: str, ch: Changes) -> None:
-        with self.lock:
-            self._apply(user_id, ch)
-
-    def _apply(self, user_id: str, ch: Changes) -> None:
-        entry = self.data.pop(user_id, None)
-        units = entry[1] if entry is not None and entry[0] == ch.since else OrderedDict()
-        for unit in ch.touched():
-            units.pop(unit.id, None)
-            units[unit.id] = unit
-        for unit_id in ch.forgotten:
-            units.pop(unit_id, None)
-        while len(units) > self.per_user:
-            units.popitem(last=False)
-        self.data[user_id] = (ch.version, units)
-        while len(self.data) > self.users:
-            self.data.popitem(last=False)
-
-    def get(self, user_id: str, version: int) -> list[MemoryUnit]:
-        with self.lock:
-            entry = self.data.get(user_id)
-            if entry is None or entry[0] != version:
-                self.data.pop(user_id, None)
-                return []
-            return list(entry[1].values())
-
-
-def _yield_gil() -> None:
-    # A real (if tiny) sleep: sleep(0) releases the GIL but usually takes it straight
-    # back, leaving a caller's observe() waiting out the 5 ms switch interval.
-    time.sleep(0.0002)
-
-
-class _Maintainer(threading.Thread):
-    """The background worker that applies logged turns to the working set.
-
-    It works in the gaps: after a wake-up it waits until no turn has arrived for
-    ``idle_s`` (a chat has seconds between turns), then applies everything pending
-    in one transaction. During a burst of observe() calls it stays out of their
-    way (Python runs one thread at a time); if the burst leaves more than
-    ``max_pending_turns`` unapplied, observe() applies them itself.
-    """
-
-    def __init__(self, engine: MemoryEngine, *, idle_s: float = 0.002) -> None:
-        super().__init__(name="memory-plugins-maintainer", daemon=True)
-        self.engine = engine
-        self.idle_s = idle_s
-        self.wake = threading.Event()
-        self.stopping = False
-        self.error: BaseException | None = None
-
-    def notify(self) -> None:
-        self.wake.set()
-
-    def run(self) -> None:
-        while True:
-            self.wake.wait()
-            self.wake.clear()
-            while not self.stopping and self.wake.wait(self.idle_s):
-                self.wake.clear()  # another turn arrived: wait for a gap
-            if self.stopping:
-                return
-            try:
-                self.engine._catch_up(background=True)
-                self.error = None
-            except Exception as exc:  # kept for health(); the next read retries and raises
-                self.error = exc
-                log.warning("working-set maintenance failed: %s", exc)
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.wake.set()
-        self.join()
-
-
 class MemoryEngine:
     """Opens (or creates) a store at ``path`` and gives it a memory API.
 
@@ -277,10 +143,10 @@ class MemoryEngine:
             self._store.close()
             raise
         self._ws = WorkingSet(self._store, self.settings)
-        self._hot = _HotCache(self.settings.hot_units, self.settings.cached_users)
+        self._hot = HotCache(self.settings.hot_units, self.settings.cached_users)
         self._recall: Recall | None = None
         self._applied_hint = 0  # last turn this process saw applied (a lower bound)
-        self._maintainer: _Maintainer | None = None
+        self._maintainer: Maintainer | None = None
         self._maintainer_lock = threading.Lock()
 
     def _load_settings(self, given: dict[str, Any]) -> Settings:
@@ -357,7 +223,7 @@ class MemoryEngine:
         with self._ws_read() as tx:  # most reads find nothing pending: no write, no fsync
             if self._ws.applied(tx) >= rawlog.last_seq(self._store.log, tx.log):
                 return
-        between = _yield_gil if background else None
+        between = yield_gil if background else None
         while True:
             left = self._ws_write(lambda tx: self._catch_up_batch(tx, between))
             if left <= 0:
@@ -376,7 +242,7 @@ class MemoryEngine:
             return
         with self._maintainer_lock:
             if self._maintainer is None:
-                self._maintainer = _Maintainer(self)
+                self._maintainer = Maintainer(self)
                 self._maintainer.start()
             self._maintainer.notify()
 
@@ -391,17 +257,17 @@ class MemoryEngine:
             raise ValidationError(
                 f"text is {size} bytes; the limit is {self.settings.max_turn_bytes} "
                 "(setting max_turn_bytes)")
-        _check_id("role", role)
+        check_id("role", role)
         if isinstance(role, str) and len(role) > 64:
             raise ValidationError("role must be at most 64 characters")
-        _check_id("user_id", user_id)
-        _check_id("session_id", session_id, optional=True)
-        _check_id("speaker", speaker, optional=True)
-        ts, offset = _to_timestamp(timestamp)
+        check_id("user_id", user_id)
+        check_id("session_id", session_id, optional=True)
+        check_id("speaker", speaker, optional=True)
+        ts, offset = to_timestamp(timestamp)
         assert isinstance(role, str) and isinstance(user_id, str)
         return Turn(id=0, user_id=user_id, session_id=session_id,  # type: ignore[arg-type]
                     role=role, speaker=speaker, text=text,  # type: ignore[arg-type]
-                    timestamp=ts, utc_offset_minutes=offset, metadata=_check_metadata(metadata))
+                    timestamp=ts, utc_offset_minutes=offset, metadata=check_metadata(metadata))
 
     def _append(self, turn: Turn) -> int:
         """Make ``turn`` durable in the log; returns its id."""
@@ -441,8 +307,8 @@ class MemoryEngine:
             raise ValidationError(f"current must be a str, got {type(current).__name__}")
         if system is not None and not isinstance(system, str):
             raise ValidationError(f"system must be a str or None, got {type(system).__name__}")
-        _check_id("user_id", user_id)
-        _check_id("session_id", session_id, optional=True)
+        check_id("user_id", user_id)
+        check_id("session_id", session_id, optional=True)
         self._catch_up()
         return build_prompt(self, current, user_id, system)
 
@@ -456,7 +322,7 @@ class MemoryEngine:
         note instead, its input capped at the memories budget and its output too."""
         if not isinstance(query, str):
             raise ValidationError(f"query must be a str, got {type(query).__name__}")
-        _check_id("user_id", user_id)
+        check_id("user_id", user_id)
         words = set(query_words(query))
         deadline = time.perf_counter() + max(0.0, time_budget_ms) / 1000.0
         hits: list[DeepHit] = []
@@ -508,8 +374,8 @@ class MemoryEngine:
 
     def turns(self, *, user_id: str, session_id: str | None = None) -> Iterator[Turn]:
         """A user's turns in order, byte-exact (optionally one session's)."""
-        _check_id("user_id", user_id)
-        _check_id("session_id", session_id, optional=True)
+        check_id("user_id", user_id)
+        check_id("session_id", session_id, optional=True)
         after = 0
         while True:  # short read transactions, so a long loop never pins old pages
             with self._store.log.read() as txn:
@@ -527,7 +393,7 @@ class MemoryEngine:
 
     def get_turn(self, turn_id: int) -> Turn:
         with self._store.log.read() as txn:
-            turn = rawlog.get_turn(self._store.log, txn, _check_int_id("turn_id", turn_id))
+            turn = rawlog.get_turn(self._store.log, txn, check_int_id("turn_id", turn_id))
         if turn is None:
             raise NotFoundError(f"no turn {turn_id} in this store")
         return turn
@@ -547,7 +413,7 @@ class MemoryEngine:
             raise ValidationError(f"type must be one of {list(MEMORY_TYPES)}, got {type!r}")
         if isinstance(text, str) and not text.strip():
             raise ValidationError("a memory's text must not be empty")
-        meta = _check_metadata(metadata)
+        meta = check_metadata(metadata)
         turn = self._make_turn(text, _MEMORY_ROLE, user_id, session_id, None, timestamp,
                                {"op": "add", "type": type, "metadata": meta})
         turn_id = self._append(turn)
@@ -589,8 +455,8 @@ class MemoryEngine:
 
     def get(self, memory_id: int, *, user_id: str | None = None) -> MemoryUnit:
         """One memory by id; with ``user_id``, only if it is that user's."""
-        memory_id = _check_int_id("memory_id", memory_id)
-        _check_id("user_id", user_id, optional=True)
+        memory_id = check_int_id("memory_id", memory_id)
+        check_id("user_id", user_id, optional=True)
         self._catch_up()
         with self._ws_read() as tx:
             unit = self._check_live(tx, memory_id)
@@ -606,7 +472,7 @@ class MemoryEngine:
                  since: float | None = None, until: float | None = None,
                  limit: int | None = None) -> list[MemoryUnit]:
         """A user's memories in the working set, oldest first, optionally filtered."""
-        _check_id("user_id", user_id)
+        check_id("user_id", user_id)
         if type is not None and type not in MEMORY_TYPES:
             raise ValidationError(f"type must be one of {list(MEMORY_TYPES)}, got {type!r}")
         if level is not None and level not in (0, 1, 2, 3):
@@ -640,17 +506,17 @@ class MemoryEngine:
     def update(self, memory_id: int, text: str, *,
                metadata: dict[str, Any] | None = None) -> MemoryUnit:
         """Replace a memory's text (and metadata); the old text stays in its history."""
-        memory_id = _check_int_id("memory_id", memory_id)
+        memory_id = check_int_id("memory_id", memory_id)
         if isinstance(text, str) and not text.strip():
             raise ValidationError("a memory's text must not be empty")
-        meta = _check_metadata(metadata)
+        meta = check_metadata(metadata)
         self._logged_op(memory_id, {"op": "update", "memory_id": memory_id, "metadata": meta},
                         text)
         return self.get(memory_id)
 
     def delete(self, memory_id: int) -> None:
         """Delete a memory: gone from the working set, never restored; the log keeps it."""
-        memory_id = _check_int_id("memory_id", memory_id)
+        memory_id = check_int_id("memory_id", memory_id)
         self._logged_op(memory_id, {"op": "delete", "memory_id": memory_id}, "")
         with self._ws_read() as tx:
             user_id = self._owner(tx, memory_id)
@@ -658,7 +524,7 @@ class MemoryEngine:
 
     def history(self, memory_id: int) -> list[MemoryEvent]:
         """ADD, then every UPDATE and DELETE, oldest first."""
-        memory_id = _check_int_id("memory_id", memory_id)
+        memory_id = check_int_id("memory_id", memory_id)
         self._catch_up()
         with self._ws_read() as tx:
             origin = rawlog.get_turn(self._store.log, tx.log, memory_id >> 8)
@@ -679,8 +545,8 @@ class MemoryEngine:
 
         Forgotten memories are restored from the log; deleted ones are skipped.
         """
-        _check_id("user_id", user_id)
-        ids = [_check_int_id("memory_id", m) for m in memory_ids]
+        check_id("user_id", user_id)
+        ids = [check_int_id("memory_id", m) for m in memory_ids]
         self._catch_up()
 
         def fn(tx: Tx) -> tuple[list[int], dict[str, Changes]]:
@@ -696,7 +562,7 @@ class MemoryEngine:
 
     def consolidate(self, *, user_id: str) -> int:
         """Merge near-duplicate memories (same compressed form); returns how many went."""
-        _check_id("user_id", user_id)
+        check_id("user_id", user_id)
         self._catch_up()
 
         def fn(tx: Tx) -> tuple[int, dict[str, Changes]]:
@@ -709,7 +575,7 @@ class MemoryEngine:
 
     def stats(self, user_id: str | None = None) -> Stats:
         """Counts per level and tier, tokens, bytes, and the time span of the log."""
-        _check_id("user_id", user_id, optional=True)
+        check_id("user_id", user_id, optional=True)
         self._catch_up()
         log_dbs = self._store.log.dbs
         with self._ws_read() as tx:
@@ -800,14 +666,6 @@ class MemoryEngine:
 
     def __repr__(self) -> str:
         return f"MemoryEngine(path={self.path!r})"
-
-
-def _check_int_id(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(f"{name} must be a positive int, got {value!r}")
-    if value >= 1 << 63:
-        raise ValidationError(f"{name} {value} is out of range")
-    return value
 
 
 def _first_last(txn: Any, db: Any, key: bytes | None) -> tuple[int, int]:
