@@ -31,7 +31,7 @@ _SMALL_TALK = [
 def run_demo(path: str | None) -> int:
     start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
     with tempfile.TemporaryDirectory(prefix="memory-plugins-demo-") as tmp, \
-            MemoryEngine(path or tmp) as engine:
+            MemoryEngine(path or tmp, embedder="hashing") as engine:
         print(f"memory-plugins {__version__} demo, store at {engine.path}\n")
         first = engine.observe("My dog's name is Potola.", user_id="demo", timestamp=start)
         potola = first << 8
@@ -57,7 +57,14 @@ def run_demo(path: str | None) -> int:
         stats = engine.stats("demo")
         print(f"store: {stats.turns} turns, {stats.units} memories by level "
               f"{stats.units_by_level}, verify ok={engine.verify().ok}")
-    print("\nPrompt building (build()) and llama.cpp chat come with the next releases.")
+        t0 = time.perf_counter()
+        prompt = engine.build("What's my dog's name again?", user_id="demo")
+        ms = (time.perf_counter() - t0) * 1000
+        print(f"\nbuild(): {prompt.tokens} tokens of a {prompt.budget.total}-token context "
+              f"({ms:.1f} ms, the first call loads the tokenizer)")
+        dog = [line for line in prompt.text.splitlines() if "Potola" in line]
+        print("the prompt holds:", dog[0] if dog else "(no line about Potola)")
+    print("\nA llama.cpp chat on this memory comes with the next release.")
     return 0
 
 
