@@ -41,3 +41,26 @@ def test_a_turn_the_extractor_cannot_handle_stays_in_the_log(
         assert engine.get_turn(bad).text == "BOOM goes the parser."
         health = engine.health()
         assert not health.ok and f"turn {bad}: IndexError" in health.checks["extraction"]
+
+
+def test_a_machine_crash_rebuilds_the_working_set_from_the_log(tmp_path: Path) -> None:
+    """The working set is not fsynced; after a crash of the machine (another boot id
+    while writers were still counted) it is emptied and rebuilt from the log."""
+    import lmdb
+
+    with MemoryEngine(tmp_path) as engine:
+        engine.observe("My dog's name is Potola.", user_id="a")
+        engine.observe("I live in Porto.", user_id="a")
+        before = [(m.id, m.text) for m in engine.memories(user_id="a")]
+    env = lmdb.open(str(tmp_path / "working_set"), max_dbs=16)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True) as txn:  # as if a writer was open when another boot began
+        txn.put(b"writers", (1).to_bytes(8, "big"), db=meta)
+        txn.put(b"boot", b"a-previous-boot", db=meta)
+    env.close()
+    with MemoryEngine(tmp_path) as engine:
+        assert engine._store.rebuilt
+        assert [(m.id, m.text) for m in engine.memories(user_id="a")] == before
+        assert engine.verify().ok
+    with MemoryEngine(tmp_path) as engine:  # a clean close: no second rebuild
+        assert not engine._store.rebuilt

@@ -142,6 +142,9 @@ class MemoryEngine:
         except BaseException:
             self._store.close()
             raise
+        if self._store.rebuilt:
+            log.warning("%s: the machine went down while the store was open; the working "
+                        "set is rebuilt from the log as it is next read", self.path)
         self._ws = WorkingSet(self._store, self.settings)
         self._hot = HotCache(self.settings.hot_units, self.settings.cached_users)
         self._recall: Recall | None = None
