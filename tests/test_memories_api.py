@@ -144,3 +144,55 @@ def test_unknown_ids_are_not_found(engine: MemoryEngine) -> None:
         engine.update(77 << 8, "new text")
     with pytest.raises(NotFoundError):
         engine.history(5 << 8)
+
+
+def test_an_updated_memory_comes_back_updated_after_being_forgotten(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: restoring from the log used the original sentence."""
+    with MemoryEngine(tmp_path) as engine:
+        engine.observe("My dog's name is Potola.", user_id="u", timestamp=WHEN)
+        dog = engine.memories(user_id="u")[0].id
+        engine.update(dog, "My dog's name is Rex now.")  # at the wall clock's now
+        later = engine.get(dog).last_reinforced + 10 * 365 * 86400.0
+        engine.observe("Ten years on.", user_id="u", timestamp=later)
+        assert engine.stats("u").units == 1  # only "Ten years on.": the dog was removed
+        assert all(m.id != dog for m in engine.memories(user_id="u"))  # forgotten
+        (back,) = engine.reinforce([dog], user_id="u")
+        assert back.text == "My dog's name is Rex now."
+
+
+def test_made_up_ids_never_become_memories(engine: MemoryEngine) -> None:
+    memory = engine.add("Prefers tea.", user_id="u")
+    engine.update(memory.id, "Prefers green tea.")
+    update_turn = max(t.id for t in engine.turns(user_id="u"))
+    for fake in (memory.id | 5, update_turn << 8):
+        assert engine.reinforce([fake], user_id="u") == []
+        with pytest.raises(NotFoundError):
+            engine.update(fake, "something")
+    assert [m.text for m in engine.memories(user_id="u")] == ["Prefers green tea."]
+    assert engine.stats("u").units == 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda e: e.deep_recall("x", time_budget_ms="5"),
+    lambda e: e.deep_recall("x", limit="a"),
+    lambda e: e.deep_recall("x", limit=-1),
+    lambda e: e.memories(user_id="u", since="yesterday"),
+    lambda e: e.memories(user_id="u", until=[1]),
+    lambda e: e.reinforce(5, user_id="u"),
+    lambda e: e.reinforce(None, user_id="u"),
+    lambda e: e.reinforce("256", user_id="u"),
+])
+def test_more_bad_arguments_get_our_error(engine: MemoryEngine, call) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError):
+        call(engine)
+
+
+def test_deep_recall_reaches_the_oldest_turn(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with MemoryEngine(tmp_path, embedder="hashing") as engine:
+        engine.observe("The treasure is buried under the old oak.", user_id="u",
+                       timestamp=WHEN)
+        for n in range(700):  # several read batches of 256
+            engine.observe(f"Filler line {n}.", user_id="u", timestamp=WHEN)
+        hits = engine.deep_recall("treasure oak", user_id="u", time_budget_ms=10_000)
+        assert isinstance(hits, list) and hits[0].text.startswith("The treasure")
+        assert len(list(engine._turns_newest_first("u"))) == 701

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import logging
 import os
@@ -326,6 +327,12 @@ class MemoryEngine:
         if not isinstance(query, str):
             raise ValidationError(f"query must be a str, got {type(query).__name__}")
         check_id("user_id", user_id)
+        if isinstance(time_budget_ms, bool) or not isinstance(time_budget_ms, int | float) \
+                or not time_budget_ms >= 0:
+            raise ValidationError(
+                f"time_budget_ms must be a number >= 0, got {time_budget_ms!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be a positive int, got {limit!r}")
         words = set(query_words(query))
         deadline = time.perf_counter() + max(0.0, time_budget_ms) / 1000.0
         hits: list[DeepHit] = []
@@ -357,17 +364,11 @@ class MemoryEngine:
         return tok.truncate(note, self.budget.memories)
 
     def _turns_newest_first(self, user_id: str) -> Iterator[Turn]:
-        before: int | None = None
-        while True:  # short read transactions
+        before = 0  # 0: from the newest
+        while True:  # short read transactions, each resuming where the last stopped
             with self._store.log.read() as txn:
-                batch = []
-                for turn in rawlog.iter_user_turns(self._store.log, txn, user_id,
-                                                   reverse=True):
-                    if before is not None and turn.id >= before:
-                        continue
-                    batch.append(turn)
-                    if len(batch) >= 256:
-                        break
+                batch = list(itertools.islice(rawlog.iter_user_turns(
+                    self._store.log, txn, user_id, reverse=True, before=before), 256))
             yield from batch
             if len(batch) < 256:
                 return
@@ -421,7 +422,13 @@ class MemoryEngine:
                                {"op": "add", "type": type, "metadata": meta})
         turn_id = self._append(turn)
         self._catch_up()
-        return self.get(turn_id << 8)
+        try:
+            return self.get(turn_id << 8)
+        except NotFoundError:  # stored, then evicted at once (a tiny capacity): say so
+            raise NotFoundError(
+                f"memory {turn_id << 8} was stored (turn {turn_id}) but pushed out of the "
+                "working set at once by its capacity (warm_units / working_set_tokens); "
+                "it stays in the log") from None
 
     def _owner(self, tx: Tx, memory_id: int) -> str:
         turn = rawlog.get_turn(self._store.log, tx.log, memory_id >> 8)
@@ -482,6 +489,10 @@ class MemoryEngine:
             raise ValidationError(f"level must be 0..3, got {level!r}")
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValidationError(f"limit must be a non-negative int, got {limit!r}")
+        for name, bound in (("since", since), ("until", until)):
+            if bound is not None and (isinstance(bound, bool)
+                                      or not isinstance(bound, int | float)):
+                raise ValidationError(f"{name} must be POSIX seconds or None, got {bound!r}")
         self._catch_up()
         with self._ws_read() as tx:
             now = self._ws.state(tx, user_id).now
@@ -549,6 +560,8 @@ class MemoryEngine:
         Forgotten memories are restored from the log; deleted ones are skipped.
         """
         check_id("user_id", user_id)
+        if isinstance(memory_ids, str | bytes) or not isinstance(memory_ids, Iterable):
+            raise ValidationError(f"memory_ids must be an iterable of ints, got {memory_ids!r}")
         ids = [check_int_id("memory_id", m) for m in memory_ids]
         self._catch_up()
 

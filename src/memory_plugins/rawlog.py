@@ -59,14 +59,19 @@ def iter_after(log: Env, txn: Any, after: int, limit: int) -> Iterator[Turn]:
 
 
 def iter_user_turns(log: Env, txn: Any, user_id: str, *, reverse: bool = False,
-                    after: int = 0) -> Iterator[Turn]:
-    """A user's turns in log order (or newest first), checked against the user id."""
+                    after: int = 0, before: int = 0) -> Iterator[Turn]:
+    """A user's turns in log order (or, ``reverse``, newest first), checked against
+    the user id; ``after`` / ``before`` (0: no bound) skip to a turn without reading
+    the ones in between."""
     ukey = user_key(user_id)
     with txn.cursor(db=log.dbs["user_turns"]) as cur:
         if not cur.set_key(ukey):
             return
         if reverse:
-            cur.last_dup()
+            if not before or not cur.set_range_dup(ukey, pack_u64(before)):
+                cur.last_dup()  # no bound, or every turn is below it
+            elif not cur.prev_dup():
+                return  # nothing below ``before``
             seqs = cur.iterprev_dup(keys=False)
         else:
             if after and not cur.set_range_dup(ukey, pack_u64(after + 1)):

@@ -177,12 +177,14 @@ class Recall:
         scored on the same scale as ``search``'s: keyword weight relative to the
         best possible, vector similarity, and their (restored) strength."""
         words = query_words(query)
-        best = _keyword_overlap(words, " ".join(words), index) or 1.0
         texts = [u.verbatim or "" for u in units]
         vectors = self.embedder.embed(texts) if query_vector is not None else None
+        with self.lock:  # the worker may be applying a write to this index
+            best = _keyword_overlap(words, " ".join(words), index) or 1.0
+            overlaps = [_keyword_overlap(words, text, index) for text in texts]
         out = []
         for n, unit in enumerate(units):
-            keyword = min(1.0, _keyword_overlap(words, texts[n], index) / best)
+            keyword = min(1.0, overlaps[n] / best)
             vector = (float(np.clip(vectors[n] @ query_vector, 0.0, 1.0))
                       if vectors is not None else 0.0)
             alive = unit.retention(now)
@@ -192,6 +194,11 @@ class Recall:
 
     def search(self, index: RecallIndex, query: str, now: float, limit: int,
                query_vector: np.ndarray | None) -> list[Candidate]:
+        with self.lock:  # the worker may be applying a write to this index
+            return self._search(index, query, now, limit, query_vector)
+
+    def _search(self, index: RecallIndex, query: str, now: float, limit: int,
+                query_vector: np.ndarray | None) -> list[Candidate]:
         n = len(index)
         if n == 0:
             return []

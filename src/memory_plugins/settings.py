@@ -28,9 +28,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # that last interval. About 30x faster writes on a typical SSD.
     "durability": "sync",
     "flush_interval_ms": 200,
-    # Initial LMDB map size. The map grows by doubling when full; this is address
-    # space, not disk: the file grows only as data is written.
-    "map_size_mb": 256,
+    # Initial LMDB map size per environment: address space, not disk (the files grow
+    # only as data is written). Large, because growing the map later must wait for
+    # this process's other transactions, and is best never needed.
+    "map_size_mb": 8192,
     # Per-user working-set capacities. Past them the weakest units degrade, then go
     # (they stay in the raw log and come back when mentioned again).
     "hot_units": 256,  # decoded units kept in this process's RAM per user (a cache)

@@ -117,10 +117,16 @@ class Env:
         self._write_lock = threading.Lock()
         self.closed = False
         self.dbs: dict[str, Any] = {}
-        with self.env.begin(write=True) as txn:
-            for name, (dupsort, dupfixed) in databases.items():
-                self.dbs[name] = self.env.open_db(name.encode(), txn=txn, dupsort=dupsort,
-                                                  dupfixed=dupfixed)
+        try:
+            with self.env.begin(write=True) as txn:
+                for name, (dupsort, dupfixed) in databases.items():
+                    self.dbs[name] = self.env.open_db(name.encode(), txn=txn,
+                                                      dupsort=dupsort, dupfixed=dupfixed)
+        except lmdb.Error as exc:
+            self.env.close()
+            raise StorageError(
+                f"cannot open the databases of {str(path)!r}: {exc}. If this is the "
+                "working_set directory, delete it: it is rebuilt from the log") from exc
 
     def _check_open(self) -> None:
         if self.closed:

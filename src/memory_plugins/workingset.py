@@ -111,6 +111,11 @@ def _fingerprint_key(user_id: str, fingerprint_hex: str) -> bytes:
     return user_prefix(user_id) + term_key("\0fp" + fingerprint_hex)
 
 
+def _is_added_memory(turn: Turn, unit_id: int) -> bool:
+    """Does ``unit_id`` name the memory an explicit ``add`` created in ``turn``?"""
+    return unit_id & 0xFF == 0 and (turn.metadata or {}).get("op") == "add"
+
+
 def when_of(turn: Turn) -> dt.datetime:
     return turn.datetime
 
@@ -201,7 +206,7 @@ class WorkingSet:
         if origin is None:
             return None
         if origin.role == "memory":
-            return origin.text
+            return origin.text if _is_added_memory(origin, unit_id) else None
         for ex in self._analyze(origin).units:
             if ex.index == unit_id & 0xFF:
                 return ex.text
@@ -551,28 +556,24 @@ class WorkingSet:
 
     def _from_log(self, tx: Tx, user_id: str, unit_id: int, origin: int, start: int,
                   end: int) -> MemoryUnit | None:
-        turn = rawlog.get_turn(self.log, tx.log, origin)
+        """The unit at full fidelity, from its turn in the log; an updated memory
+        (explicit or observed) from its last update."""
+        updates = [e["turn_id"] for e in self.events(tx, user_id, unit_id)
+                   if e["event"] == "UPDATE"]
+        turn = rawlog.get_turn(self.log, tx.log, updates[-1] if updates else origin)
         if turn is None or turn.user_id != user_id:
             return None
-        if turn.role == "memory":  # an explicit memory: its whole latest text
-            turn = self._latest_version(tx, turn, unit_id)
+        if turn.role == "memory":  # an explicit memory, or an update: the whole text
             info = turn.metadata or {}
             explicit = self._explicit_extract(turn, info.get("type"))
             unit = self._new_unit(turn, explicit, turn.timestamp)
             return unit.evolve(id=unit_id, metadata=info.get("metadata"))
         ex = extract_span(turn.text, start, end, index=unit_id & 0xFF, role=turn.role,
-                              speaker=turn.speaker, when=when_of(turn))
+                          speaker=turn.speaker, when=when_of(turn))
         if ex is None:
             return None
         unit = self._new_unit(turn, ex, turn.timestamp)
         return unit.evolve(id=unit_id)
-
-    def _latest_version(self, tx: Tx, added: Turn, unit_id: int) -> Turn:
-        """The log frame of an explicit memory's last update (or its add)."""
-        updates = [e["turn_id"] for e in self.events(tx, added.user_id, unit_id)
-                   if e["event"] == "UPDATE"]
-        latest = rawlog.get_turn(self.log, tx.log, updates[-1]) if updates else None
-        return latest or added
 
     def _restore(self, tx: Tx, st: UserState, unit_id: int, origin: int, start: int,
                  end: int, now: float, ch: Changes, source: int | None = None,
@@ -602,6 +603,8 @@ class WorkingSet:
         if turn is None or turn.user_id != user_id:
             return False
         if turn.role == "memory":
+            if not _is_added_memory(turn, unit_id):
+                return False  # an update or delete turn, or a made-up index: no memory
             return self._restore(tx, st, unit_id, turn.id, 0, len(turn.text), st.now, ch,
                                  access=access)
         for ex in self._analyze(turn).units:
