@@ -64,3 +64,37 @@ def test_a_machine_crash_rebuilds_the_working_set_from_the_log(tmp_path: Path) -
         assert engine.verify().ok
     with MemoryEngine(tmp_path) as engine:  # a clean close: no second rebuild
         assert not engine._store.rebuilt
+
+
+def test_the_map_grows_while_other_threads_read(tmp_path: Path) -> None:
+    """LMDB remaps on growth: readers in other threads must be kept out meanwhile."""
+    import threading
+
+    with MemoryEngine(tmp_path, map_size_mb=1, durability="deferred",
+                      embedder="hashing") as engine:
+        engine.observe("My dog's name is Potola.", user_id="r")
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def reader() -> None:
+            while not stop.is_set():
+                try:
+                    assert engine.get_turn(1).text == "My dog's name is Potola."
+                    engine.memories(user_id="r")
+                except BaseException as exc:  # collected, asserted below
+                    errors.append(exc)
+                    return
+
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(3000):  # grows both maps several times over
+                engine.observe(f"Fact {i}: the number {i} is written here at length.",
+                               user_id=f"w{i % 5}")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert errors == []
+        assert engine.stats().turns == 3001 and engine.verify().ok

@@ -93,6 +93,35 @@ def pack_time(ts: float) -> bytes:
     return _U64.pack(min(max(micros, 0), (1 << 64) - 1))
 
 
+class _SharedExclusive:
+    """Many holders of ``shared`` at once, or one of ``exclusive``. Reader-preferring
+    on purpose: a thread inside a transaction may open another one (shared again),
+    and must never wait behind a resize queued after its first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                if not self._shared:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:  # held throughout: no new transaction starts meanwhile
+            while self._shared:
+                self._cond.wait()
+            yield
+
+
 class Env:
     """One LMDB environment with its named sub-databases."""
 
@@ -115,6 +144,7 @@ class Env:
         self.flush_interval = math.inf if flush_interval_ms is None else flush_interval_ms / 1e3
         self._last_flush = time.monotonic()
         self._write_lock = threading.Lock()
+        self._in_use = _SharedExclusive()  # transactions vs. map resizes, in this process
         self.closed = False
         self.dbs: dict[str, Any] = {}
         try:
@@ -142,7 +172,7 @@ class Env:
         with self._write_lock:
             for _attempt in range(40):
                 try:
-                    with self.env.begin(write=True) as txn:
+                    with self._in_use.shared(), self.env.begin(write=True) as txn:
                         result = fn(txn)
                     break
                 except lmdb.MapFullError:
@@ -161,35 +191,37 @@ class Env:
     def read(self) -> Iterator[Any]:
         """A read-only snapshot; readers never block the writer or each other."""
         self._check_open()
-        try:
-            try:
-                txn = self.env.begin(write=False)
-            except lmdb.MapResizedError:
-                self._set_mapsize(0)  # another process grew the map
-                txn = self.env.begin(write=False)
-        except lmdb.Error as exc:
-            raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
-        try:
-            yield txn
-        except (lmdb.MapFullError, lmdb.MapResizedError):
-            raise  # from a write nested in this read (another environment): it grows its map
-        except lmdb.Error as exc:
-            raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
-        finally:
-            txn.abort()
+        for _attempt in range(2):
+            with self._in_use.shared():
+                try:
+                    txn = self.env.begin(write=False)
+                except lmdb.MapResizedError:
+                    txn = None  # another process grew the map: adopt it, then retry
+                except lmdb.Error as exc:
+                    raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
+                if txn is not None:
+                    try:
+                        yield txn
+                    except (lmdb.MapFullError, lmdb.MapResizedError):
+                        raise  # from a write nested in this read, on another environment
+                    except lmdb.Error as exc:
+                        raise StorageError(
+                            f"read from {str(self.path)!r} failed: {exc}") from exc
+                    finally:
+                        txn.abort()
+                    return
+            self._set_mapsize(0)
+        raise StorageError(f"read from {str(self.path)!r} failed: the map keeps changing")
 
     def _set_mapsize(self, size: int) -> None:
-        """Grow the map (0: adopt the size another process set). LMDB refuses while
-        another thread of this process has a transaction open; those are short, so
-        wait for them (bounded) instead of failing the caller."""
-        for _attempt in range(400):
+        """Grow the map (0: adopt the size another process set). LMDB remaps the file,
+        so no other thread of this process may be inside a transaction meanwhile: wait
+        for them to leave (they are short), and let none in until it is done."""
+        with self._in_use.exclusive():
             try:
                 self.env.set_mapsize(size)
-                return
-            except lmdb.Error:
-                time.sleep(0.005)
-        raise StorageError(f"cannot resize the map of {str(self.path)!r}: transactions of "
-                           "this process stayed open for 2 s; close long-lived iterators")
+            except lmdb.Error as exc:
+                raise StorageError(f"cannot resize the map of {str(self.path)!r}: {exc}") from exc
 
     def flush(self) -> None:
         try:
