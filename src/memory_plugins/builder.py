@@ -73,8 +73,9 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     current_tokens = tok.count(current_text) + per_msg + tok.per_reply
 
     # Recent turns: found first, so memories do not repeat what history will show.
+    cost = _HistoryCost(engine)
     recent, observed_current = _recent_turns(engine, user_id, current,
-                                             int(budget.history * RECENT_SHARE))
+                                             int(budget.history * RECENT_SHARE), cost)
     recent_ids = {t.id for t in recent} | {observed_current}
 
     # 3. memories
@@ -90,11 +91,11 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     history_budget = (budget.history + (memory_budget - memory_tokens)
                       + (budget.current - current_tokens))
     history, history_sources = _pack_history(engine, user_id, recent, candidates, chosen,
-                                             history_budget)
+                                             history_budget, cost)
 
     messages = [{"role": "system", "content": system_content}, *history,
                 {"role": "user", "content": current_text}]
-    history_tokens = sum(tok.count(m["content"]) + per_msg for m in history)
+    history_tokens = sum(source.tokens for source in history_sources)
     total = system_tokens + memory_tokens + history_tokens + current_tokens
     if total != count_messages(tok, messages) or total > budget.prompt:
         raise ValidationError(  # a tokenizer that does not count consistently
@@ -122,7 +123,7 @@ def _recall(engine: MemoryEngine, user_id: str, query: str) -> list[Candidate]:
         def entries() -> list[tuple[Any, str]]:
             out = []
             for unit in engine._ws.iter_units(tx, user_id):
-                out.append((unit, engine._ws.shown_text(tx, unit)))
+                out.append((unit, engine._ws.shown_text(tx.log, unit)))
             return out
 
         index = recall.get(user_id, state.version, entries)
@@ -140,11 +141,10 @@ def _recall(engine: MemoryEngine, user_id: str, query: str) -> list[Candidate]:
                   key=lambda c: (-c.score, c.unit.id))[:CANDIDATES]
 
 
-def _recent_turns(engine: MemoryEngine, user_id: str, current: str,
-                  budget: int) -> tuple[list[Turn], int]:
+def _recent_turns(engine: MemoryEngine, user_id: str, current: str, budget: int,
+                  cost_of: _HistoryCost) -> tuple[list[Turn], int]:
     """Newest turns first, until their text alone would fill the history budget; and
     the id of the current input if the host already observed it (else 0)."""
-    tok = engine.tokenizer
     out: list[Turn] = []
     used = 0
     observed_current = 0
@@ -154,7 +154,7 @@ def _recent_turns(engine: MemoryEngine, user_id: str, current: str,
         if not observed_current and not out and turn.role == "user" and turn.text == current:
             observed_current = turn.id  # observed before build(): shown once, as current
             continue
-        cost = tok.count(_history_content(turn)) + tok.per_message
+        cost = cost_of(turn)
         if used + cost > budget:
             break
         out.append(turn)
@@ -164,6 +164,20 @@ def _recent_turns(engine: MemoryEngine, user_id: str, current: str,
 
 def _history_content(turn: Turn) -> str:
     return f"{turn.speaker}: {turn.text}" if turn.speaker else turn.text
+
+
+class _HistoryCost:
+    """Tokens of a turn as a history message, counted once per build (a turn is
+    weighed when picked as recent, again when packed, again for its source)."""
+
+    def __init__(self, engine: MemoryEngine) -> None:
+        self.tok = engine.tokenizer
+        self.known: dict[int, int] = {}
+
+    def __call__(self, turn: Turn) -> int:
+        if turn.id not in self.known:
+            self.known[turn.id] = self.tok.count(_history_content(turn)) + self.tok.per_message
+        return self.known[turn.id]
 
 
 def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_text: str,
@@ -214,14 +228,14 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
 
 def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
                   candidates: list[Candidate], chosen: list[tuple[Candidate, int, str]],
-                  budget: int) -> tuple[list[dict[str, str]], list[Source]]:
+                  budget: int, cost_of: _HistoryCost
+                  ) -> tuple[list[dict[str, str]], list[Source]]:
     """The recent turns, then the exchanges (a turn and the reply to it) behind the
     best candidates that the memories section did not already show."""
-    tok = engine.tokenizer
     picked: list[Turn] = []
     used = 0
     for turn in recent:  # newest first
-        cost = tok.count(_history_content(turn)) + tok.per_message
+        cost = cost_of(turn)
         if used + cost > budget:
             break
         picked.append(turn)
@@ -236,7 +250,7 @@ def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
             exchange = list(itertools.islice(
                 rawlog.iter_user_turns(log, txn, user_id, after=c.unit.origin - 1), 2))
             exchange = [t for t in exchange if t.id not in seen and t.role != MEMORY_ROLE]
-            cost = sum(tok.count(_history_content(t)) + tok.per_message for t in exchange)
+            cost = sum(cost_of(t) for t in exchange)
             if not exchange or used + cost > budget:
                 continue
             for t in exchange:
@@ -247,8 +261,8 @@ def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
     picked.sort(key=lambda t: t.id)
     messages = [{"role": "assistant" if t.role == "assistant" else "user",
                  "content": _history_content(t)} for t in picked]
-    sources = [Source(t.id, "history", 0, tok.count(_history_content(t)) + tok.per_message,
-                      scores.get(t.id, 0.0), t.metadata) for t in picked]
+    sources = [Source(t.id, "history", 0, cost_of(t), scores.get(t.id, 0.0), t.metadata)
+               for t in picked]
     return messages, sources
 
 

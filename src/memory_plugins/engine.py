@@ -189,8 +189,7 @@ class MemoryEngine:
 
     def _verbatim(self, unit: MemoryUnit) -> str:
         with self._store.log.read() as txn:
-            turn = rawlog.get_turn(self._store.log, txn, unit.origin)
-        return "" if turn is None else turn.text[unit.span[0]:unit.span[1]]
+            return self._ws.shown_text(txn, unit)
 
     # -- the tokenizer, the embedder and the recall indexes (loaded on first use) ----
 

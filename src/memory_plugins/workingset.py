@@ -292,7 +292,7 @@ class WorkingSet:
             return ch
         unit = unit or self.load(tx, turn.user_id, unit_id)
         assert unit is not None
-        old_text = self.shown_text(tx, unit)
+        old_text = self.shown_text(tx.log, unit)
         ex = self._explicit_extract(turn, unit.type)
         self._remove(tx, st, unit)
         new = self._new_unit(turn, ex, now).evolve(
@@ -318,7 +318,7 @@ class WorkingSet:
         unit = self.load(tx, turn.user_id, unit_id)
         old_text = None
         if unit is not None:
-            old_text = self.shown_text(tx, unit)
+            old_text = self.shown_text(tx.log, unit)
             self._remove(tx, st, unit)
             ch.forgotten.append(unit_id)
         self._save_state(tx, st, ch)
@@ -350,10 +350,10 @@ class WorkingSet:
                     found.append(json.loads(bytes(raw).decode("utf-8", "surrogatepass")))
         return found
 
-    def shown_text(self, tx: Tx, unit: MemoryUnit) -> str:
+    def shown_text(self, log_txn: Any, unit: MemoryUnit) -> str:
         """A unit's text at its stored level (verbatim from the log at level 0)."""
         if unit.level == 0:
-            turn = rawlog.get_turn(self.log, tx.log, unit.origin)
+            turn = rawlog.get_turn(self.log, log_txn, unit.origin)
             if turn is not None:
                 return turn.text[unit.span[0] : unit.span[1]]
         form = unit.form(max(unit.level, 1))
