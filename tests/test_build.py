@@ -173,6 +173,13 @@ def test_events_are_delivered(mem: MemoryEngine) -> None:
     assert {"conversation_turn", "memory_store", "memory_retrieve", "memory_persist"} <= set(names)
     store = next(p for n, p in seen if n == "memory_store")
     assert store["user_id"] == "f" and len(store["memory_ids"]) == 1
+    quiet: list[str] = []
+    handler = lambda name, payload: quiet.append(name)  # noqa: E731
+    mem.events.subscribe("conversation_turn", handler)
+    mem.events.unsubscribe("conversation_turn", handler)
+    mem.observe("Another turn.", user_id="f", timestamp=START)
+    mem.events.drain()
+    assert quiet == []
 
 
 def test_deep_recall_searches_the_whole_log(tmp_path: Path) -> None:
