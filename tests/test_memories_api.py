@@ -196,3 +196,25 @@ def test_deep_recall_reaches_the_oldest_turn(tmp_path) -> None:  # type: ignore[
         hits = engine.deep_recall("treasure oak", user_id="u", time_budget_ms=10_000)
         assert isinstance(hits, list) and hits[0].text.startswith("The treasure")
         assert len(list(engine._turns_newest_first("u"))) == 701
+
+
+def test_search_finds_the_relevant_memory_and_changes_nothing(engine: MemoryEngine) -> None:
+    engine.observe("My dog's name is Potola.", user_id="ana", timestamp=WHEN,
+                   metadata={"source": "chat"})
+    engine.observe("I work as a nurse in Lisbon.", user_id="ana", timestamp=WHEN)
+    engine.add("Likes green tea.", user_id="ana", timestamp=WHEN)
+    engine.observe("My dog is called Rex.", user_id="bob", timestamp=WHEN)
+    before = engine.memories(user_id="ana")
+
+    hits = engine.search("what is my dog called?", user_id="ana", limit=2)
+    assert len(hits) == 2
+    assert hits[0].memory.text == "My dog's name is Potola."
+    assert hits[0].memory.metadata == {"source": "chat"}
+    assert hits[0].score > hits[1].score
+    assert all(h.memory.user_id == "ana" for h in hits)
+    assert engine.memories(user_id="ana") == before
+    assert engine.search("dog", user_id="nobody") == []
+    with pytest.raises(ValidationError):
+        engine.search("dog", user_id="ana", limit=0)
+    with pytest.raises(ValidationError):
+        engine.search(b"dog", user_id="ana")  # type: ignore[arg-type]

@@ -8,7 +8,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .embed import Embedder, HashingEmbedder, SentenceTransformerEmbedder
-from .engine import DeepHit, HealthReport, MemoryEngine, MemoryEvent, Stats
+from .engine import DeepHit, HealthReport, MemoryEngine, MemoryEvent, SearchHit, Stats
 from .errors import (
     CorruptionError,
     MemoryPluginsError,
@@ -63,6 +63,7 @@ __all__ = [
     "NotFoundError",
     "Prompt",
     "RuntimeFailure",
+    "SearchHit",
     "SentenceTransformerEmbedder",
     "Source",
     "Stats",

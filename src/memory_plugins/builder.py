@@ -39,7 +39,7 @@ from .recall import Candidate, query_words
 if TYPE_CHECKING:
     from .engine import MemoryEngine
 
-__all__ = ["build_prompt"]
+__all__ = ["build_prompt", "recall_candidates"]
 
 DEFAULT_SYSTEM = ("You are a helpful assistant with a long-term memory. Use the memories "
                   "and the conversation below to answer.")
@@ -80,7 +80,7 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
 
     # 3. memories
     memory_budget = budget.memories + (budget.system - system_tokens)
-    candidates = _recall(engine, user_id, current)
+    candidates = recall_candidates(engine, user_id, current)
     candidates = [c for c in candidates if c.unit.origin not in recent_ids]
     lines, chosen, turns = _pack_memories(engine, candidates, system_text, memory_budget)
     system_content = system_text + ("\n\n" + MEMORIES_HEADER + "\n" + "\n".join(lines)
@@ -115,7 +115,8 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     return prompt
 
 
-def _recall(engine: MemoryEngine, user_id: str, query: str) -> list[Candidate]:
+def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Candidate]:
+    """The best working-set and forgotten units for ``query``, best first."""
     recall = engine._recall_engine()
     with engine._ws_read() as tx:
         state = engine._ws.state(tx, user_id)

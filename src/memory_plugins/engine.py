@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from . import rawlog
-from .builder import build_prompt
+from .builder import build_prompt, recall_candidates
 from .embed import Embedder, HashingEmbedder, default_embedder
 from .errors import NotFoundError, ValidationError
 from .events import EventBus
@@ -98,6 +98,15 @@ class DeepHit:
     timestamp: float
     score: float
     metadata: dict[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A memory found by ``search``, shown the way ``get`` shows it, with its
+    relevance (0..1: vector and keyword similarity and strength, fused)."""
+
+    memory: MemoryUnit
+    score: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -314,6 +323,38 @@ class MemoryEngine:
         check_id("session_id", session_id, optional=True)
         self._catch_up()
         return build_prompt(self, current, user_id, system)
+
+    def search(self, query: str, *, user_id: str = "default", limit: int = 10
+               ) -> list[SearchHit]:
+        """The user's memories most relevant to ``query``, best first: the same
+        hybrid recall ``build()`` uses, over the working set and the forgotten
+        memories the query names (shown verbatim from the log). Changes nothing."""
+        if not isinstance(query, str):
+            raise ValidationError(f"query must be a str, got {type(query).__name__}")
+        check_id("user_id", user_id)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be a positive int, got {limit!r}")
+        self._catch_up()
+        candidates = recall_candidates(self, user_id, query)
+        hits: list[SearchHit] = []
+        with self._ws_read() as tx:
+            now = self._ws.state(tx, user_id).now
+            for c in candidates:
+                if len(hits) >= limit:
+                    break
+                shown = self._present(tx, c.unit, now)
+                if shown is None:  # forgotten: the cold side rebuilt it from the log
+                    if c.unit.verbatim is None:
+                        continue
+                    shown = c.unit.evolve(metadata=self._turn_metadata(tx, c.unit))
+                hits.append(SearchHit(shown, round(c.score, 6)))
+        return hits
+
+    def _turn_metadata(self, tx: Tx, unit: MemoryUnit) -> dict[str, Any] | None:
+        if unit.metadata is not None:
+            return unit.metadata
+        turn = rawlog.get_turn(self._store.log, tx.log, unit.origin)
+        return None if turn is None or turn.role == _MEMORY_ROLE else turn.metadata
 
     def deep_recall(self, query: str, *, user_id: str = "default", time_budget_ms: float = 500,
                     limit: int = 10,
