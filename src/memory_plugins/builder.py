@@ -34,7 +34,7 @@ from .prompt import (
     memory_line,
     render_text,
 )
-from .recall import Candidate, query_words
+from .recall import Candidate, Entry, query_words
 
 if TYPE_CHECKING:
     from .engine import MemoryEngine
@@ -45,6 +45,7 @@ DEFAULT_SYSTEM = ("You are a helpful assistant with a long-term memory. Use the 
                   "and the conversation below to answer.")
 CANDIDATES = 192  # recall candidates the packer chooses from
 COLD_SUBJECTS, COLD_PER_TERM, COLD_LIMIT = 4, 8, 64  # bounds of the cold recall per build
+FORGOTTEN_SCAN = 2  # an index rebuild looks for forgotten units in this x limit turns
 RECENT_SHARE = 0.25  # of the history budget kept for the latest turns; the rest: relevant ones
 MEMORY_ROLE = "memory"
 
@@ -116,30 +117,35 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
 
 
 def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Candidate]:
-    """The best working-set and forgotten units for ``query``, best first."""
+    """The best units for ``query``, best first: the working set and the recently
+    forgotten (the RAM index), plus older forgotten units the query names (the
+    mention index, rebuilt from the log)."""
     recall = engine._recall_engine()
+    ws = engine._ws
     with engine._ws_read() as tx:
-        state = engine._ws.state(tx, user_id)
+        state = ws.state(tx, user_id)
 
-        def entries() -> list[tuple[Any, str]]:
-            out = []
-            for unit in engine._ws.iter_units(tx, user_id):
-                out.append((unit, engine._ws.shown_text(tx.log, unit)))
-            return out
+        def entries() -> list[Entry]:
+            limit = engine.settings.recall_forgotten_units
+            return ([Entry(u, ws.cue(tx.log, u)) for u in ws.iter_units(tx, user_id)]
+                    + [Entry(u, ws.cue(tx.log, u), forgotten=True) for u in
+                       ws.recently_forgotten(tx, user_id, limit, FORGOTTEN_SCAN * limit)])
 
         index = recall.get(user_id, state.version, entries)
-        # The cold side: forgotten units the query names, rebuilt from the log
-        # (retrieval restores, as the design says), scored like the rest.
         words = query_words(query)
-        subjects = sorted({u.subject for u in index.units})[:COLD_SUBJECTS]
-        terms = [w for w in words] + [f"{s}|{w}" for s in subjects for w in words]
-        cold = engine._ws.forgotten_mentioning(tx, user_id, terms, COLD_PER_TERM, COLD_LIMIT)
+        with recall.lock:
+            subjects = sorted({u.subject for u in index.units})[:COLD_SUBJECTS]
+            indexed = set(index.pos)
+        terms = [*words, *(f"{s}|{w}" for s in subjects for w in words)]
+        cold = [u for u in ws.forgotten_mentioning(tx, user_id, terms, COLD_PER_TERM,
+                                                   COLD_LIMIT) if u.id not in indexed]
+        cold_cues = [ws.cue(tx.log, u) for u in cold]
     vector = recall.embedder.embed([query])[0] if query.strip() else None
     warm = recall.search(index, query, state.now, CANDIDATES, vector)
     if not cold:
         return warm
-    return sorted([*warm, *recall.score_outside(cold, query, state.now, vector, index)],
-                  key=lambda c: (-c.score, c.unit.id))[:CANDIDATES]
+    outside = recall.score_outside(cold, cold_cues, query, state.now, vector, index)
+    return sorted([*warm, *outside], key=lambda c: (-c.score, c.unit.id))[:CANDIDATES]
 
 
 def _recent_turns(engine: MemoryEngine, user_id: str, current: str, budget: int,
@@ -201,8 +207,7 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
         turn = turns.get(c.unit.origin)
         speaker = turn.speaker if turn is not None else None
         # Retrieval restores: a degraded unit may be shown verbatim, read from the log.
-        verbatim = c.text if c.unit.level == 0 else (
-            turn.text[c.unit.span[0]:c.unit.span[1]] if turn is not None else None)
+        verbatim = turn.text[c.unit.span[0]:c.unit.span[1]] if turn is not None else None
         opts = []
         for level in (0, *range(max(1, c.unit.level), 4)):
             line = memory_line(c.unit, level, verbatim, speaker)

@@ -189,16 +189,16 @@ class MemoryEngine:
         for user_id, ch in changes.items():
             self._hot.apply(user_id, ch)
             if self._recall is not None:
-                self._recall.apply(user_id, ch, self._verbatim)
+                self._recall.apply(user_id, ch, self._cue)
             if ch.added:
                 self.events.emit("memory_store", {
                     "user_id": user_id, "memory_ids": [u.id for u in ch.added],
                     "turn_id": ch.added[-1].origin})
         return result
 
-    def _verbatim(self, unit: MemoryUnit) -> str:
+    def _cue(self, unit: MemoryUnit) -> str:
         with self._store.log.read() as txn:
-            return self._ws.shown_text(txn, unit)
+            return self._ws.cue(txn, unit)
 
     # -- the tokenizer, the embedder and the recall indexes (loaded on first use) ----
 
@@ -222,7 +222,8 @@ class MemoryEngine:
                 raise ValidationError(f"embedder must be 'default' or 'hashing', got {spec!r}")
             else:
                 embedder = spec
-            self._recall = Recall(embedder, self.settings.cached_users)
+            self._recall = Recall(embedder, self.settings.cached_users,
+                                  self.settings.recall_forgotten_units)
         return self._recall
 
     @contextmanager
@@ -342,11 +343,12 @@ class MemoryEngine:
             for c in candidates:
                 if len(hits) >= limit:
                     break
-                shown = self._present(tx, c.unit, now)
-                if shown is None:  # forgotten: the cold side rebuilt it from the log
-                    if c.unit.verbatim is None:
+                shown = None if c.forgotten else self._present(tx, c.unit, now)
+                if shown is None:  # forgotten: shown as it was said, from the log
+                    full = self._ws.rebuild(tx, c.unit)
+                    if full is None:
                         continue
-                    shown = c.unit.evolve(metadata=self._turn_metadata(tx, c.unit))
+                    shown = full.evolve(metadata=self._turn_metadata(tx, full))
                 hits.append(SearchHit(shown, round(c.score, 6)))
         return hits
 

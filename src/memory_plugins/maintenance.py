@@ -42,7 +42,7 @@ class HotCache:
         for unit in ch.touched():
             units.pop(unit.id, None)
             units[unit.id] = unit
-        for unit_id in ch.forgotten:
+        for unit_id in (*ch.forgotten, *ch.deleted):
             units.pop(unit_id, None)
         while len(units) > self.per_user:
             units.popitem(last=False)

@@ -1,10 +1,16 @@
-"""Hybrid recall over one user's working set: vectors + BM25 keywords + recency x strength.
+"""Hybrid recall over one user's memories: vectors + BM25 keywords + recency x strength.
 
-Each user's working set (at most ``warm_units`` units) has an index in RAM: the
-units, the text each shows at its stored level, their word postings and their
-embedding rows. It is built once from the store, then kept current from the
-changes every write reports (``apply``), so a query costs the working set's size,
-never the log's length. An index whose version does not follow the store's
+Each user has an index in RAM holding the working set (at most ``warm_units``
+units) and the most recently forgotten units (at most ``recall_forgotten_units``).
+Every entry is indexed by its *cue*: the whole sentence and who said it, read
+from the log, whatever level the unit has decayed to. Degradation changes what a
+memory shows and how much it weighs, not whether a matching question can bring
+it back (that is what restoration from the log is for).
+
+The index is built once from the store, then kept current from the changes every
+write reports (``apply``): a unit's cue is embedded once, when it first appears
+or its text is updated, never when it merely decays. A query costs the index's
+size, never the log's length. An index whose version does not follow the store's
 (another process wrote) is dropped and rebuilt.
 """
 
@@ -23,7 +29,7 @@ from .embed import Embedder
 from .units import SECONDS_PER_DAY, MemoryUnit
 from .workingset import Changes
 
-__all__ = ["Candidate", "Recall", "RecallIndex", "query_words"]
+__all__ = ["Candidate", "Entry", "Recall", "RecallIndex", "query_words"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset("""
@@ -43,9 +49,19 @@ def query_words(text: str) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Candidate:
+class Entry:
+    """A unit to index: its record, its cue, and whether it is forgotten."""
+
     unit: MemoryUnit
-    text: str  # the unit at its stored level (verbatim read from the log at level 0)
+    cue: str
+    forgotten: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Candidate:
+    unit: MemoryUnit  # as last seen: a forgotten unit keeps its last record
+    cue: str  # the sentence (with its speaker) it was found by
+    forgotten: bool  # out of the working set: showing it restores it from the log
     score: float
     vector: float
     keyword: float
@@ -53,104 +69,145 @@ class Candidate:
 
 
 class RecallIndex:
-    """One user's working set, indexed in RAM."""
+    """One user's recall entries, in RAM: parallel lists and arrays by position."""
 
-    def __init__(self, version: int, dim: int) -> None:
+    def __init__(self, version: int, dim: int, forgotten_limit: int) -> None:
         self.version = version
+        self.forgotten_limit = forgotten_limit
         self.units: list[MemoryUnit] = []
-        self.texts: list[str] = []
+        self.cues: list[str] = []
         self.tf: list[Counter[str]] = []
         self.pos: dict[int, int] = {}
-        self.postings: dict[str, set[int]] = {}
+        self.postings: dict[str, dict[int, int]] = {}  # word -> position -> count
         self.vectors = np.zeros((16, dim), dtype=np.float32)
+        self.lengths = np.zeros(16, dtype=np.float32)  # words per cue
+        self.last = np.zeros(16, dtype=np.float64)  # last reinforced (POSIX seconds)
+        self.stability = np.ones(16, dtype=np.float64)  # days
+        self.gone = np.zeros(16, dtype=bool)  # forgotten: alive counts as 0
+        self.forgotten: OrderedDict[int, None] = OrderedDict()  # oldest first
         self.total_words = 0
 
     def __len__(self) -> int:
         return len(self.units)
 
-    def upsert(self, unit: MemoryUnit, text: str, vector: np.ndarray | None) -> None:
+    def has_cue_for(self, unit: MemoryUnit) -> bool:
+        """Is ``unit`` indexed by its current sentence (same origin turn and span)?"""
+        i = self.pos.get(unit.id)
+        return i is not None and (self.units[i].origin, self.units[i].span) == (
+            unit.origin, unit.span)
+
+    def upsert(self, unit: MemoryUnit, cue: str | None, vector: np.ndarray | None,
+               *, forgotten: bool = False) -> None:
+        """Add or refresh an entry; ``cue``/``vector`` None keep the indexed ones."""
         i = self.pos.get(unit.id)
         if i is None:
+            if cue is None or vector is None:
+                raise ValueError("a new entry needs its cue and vector")
             i = len(self.units)
             self.pos[unit.id] = i
             self.units.append(unit)
-            self.texts.append("")
+            self.cues.append("")
             self.tf.append(Counter())
             if i >= len(self.vectors):
-                grown = np.zeros((2 * len(self.vectors), self.vectors.shape[1]), np.float32)
-                grown[: len(self.vectors)] = self.vectors
-                self.vectors = grown
+                self._grow()
         self.units[i] = unit
-        if text != self.texts[i]:
-            self._set_words(i, Counter(query_words(text)))
-            self.texts[i] = text
+        if cue is not None and cue != self.cues[i]:
+            self._set_words(i, Counter(query_words(cue)))
+            self.cues[i] = cue
         if vector is not None:
             self.vectors[i] = vector
+        self.last[i], self.stability[i] = unit.last_reinforced, unit.stability_days
+        self.gone[i] = forgotten
+        if forgotten:
+            self.forgotten[unit.id] = None
+            self.forgotten.move_to_end(unit.id)
+            while len(self.forgotten) > self.forgotten_limit:
+                self.remove(next(iter(self.forgotten)))
+        else:
+            self.forgotten.pop(unit.id, None)
+
+    def forget(self, unit_id: int) -> None:
+        """The unit left the working set: kept, as forgotten, while there is room."""
+        i = self.pos.get(unit_id)
+        if i is not None:
+            self.upsert(self.units[i], None, None, forgotten=True)
 
     def remove(self, unit_id: int) -> None:
         i = self.pos.pop(unit_id, None)
         if i is None:
             return
+        self.forgotten.pop(unit_id, None)
         self._set_words(i, Counter())
         last = len(self.units) - 1
         if i != last:  # move the last entry into the hole
-            for w in self.tf[last]:
-                self.postings[w].discard(last)
-                self.postings[w].add(i)
-            self.units[i], self.texts[i], self.tf[i] = (self.units[last], self.texts[last],
-                                                        self.tf[last])
-            self.vectors[i] = self.vectors[last]
+            for w, count in self.tf[last].items():
+                hits = self.postings[w]
+                del hits[last]
+                hits[i] = count
+            self.units[i], self.cues[i], self.tf[i] = self.units[last], self.cues[last], \
+                self.tf[last]
+            for array in (self.vectors, self.lengths, self.last, self.stability, self.gone):
+                array[i] = array[last]
             self.pos[self.units[i].id] = i
         self.units.pop()
-        self.texts.pop()
+        self.cues.pop()
         self.tf.pop()
+
+    def _grow(self) -> None:
+        size = 2 * len(self.vectors)
+        for name in ("vectors", "lengths", "last", "stability", "gone"):
+            old = getattr(self, name)
+            new = np.zeros((size, *old.shape[1:]), dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
 
     def _set_words(self, i: int, words: Counter[str]) -> None:
         for w in self.tf[i]:
             hits = self.postings.get(w)
             if hits is not None:
-                hits.discard(i)
+                hits.pop(i, None)
                 if not hits:
                     del self.postings[w]
         self.total_words += sum(words.values()) - sum(self.tf[i].values())
-        for w in words:
-            self.postings.setdefault(w, set()).add(i)
+        for w, count in words.items():
+            self.postings.setdefault(w, {})[i] = count
         self.tf[i] = words
-
-    def text_of(self, unit_id: int) -> str | None:
-        i = self.pos.get(unit_id)
-        return None if i is None else self.texts[i]
+        self.lengths[i] = sum(words.values())
 
 
 class Recall:
     """The per-user indexes of one engine (an LRU over users) and the scoring."""
 
-    def __init__(self, embedder: Embedder, users: int) -> None:
+    def __init__(self, embedder: Embedder, users: int, forgotten_limit: int) -> None:
         self.embedder = embedder
         self.users = users
+        self.forgotten_limit = forgotten_limit
         self.indexes: OrderedDict[str, RecallIndex] = OrderedDict()
         self.lock = threading.Lock()
 
     def get(self, user_id: str, version: int,
-            build: Callable[[], list[tuple[MemoryUnit, str]]]) -> RecallIndex:
-        """The user's index at ``version``; ``build`` lists (unit, text) to rebuild it."""
+            build: Callable[[], list[Entry]]) -> RecallIndex:
+        """The user's index at ``version``; ``build`` lists the entries to rebuild it."""
         with self.lock:
             index = self.indexes.get(user_id)
             if index is not None and index.version == version:
                 self.indexes.move_to_end(user_id)
                 return index
         entries = build()
-        index = RecallIndex(version, self.embedder.dim)
-        vectors = self.embedder.embed([t for _u, t in entries]) if entries else None
-        for n, (unit, text) in enumerate(entries):
-            index.upsert(unit, text, None if vectors is None else vectors[n])
+        index = RecallIndex(version, self.embedder.dim, self.forgotten_limit)
+        vectors = self.embedder.embed([e.cue for e in entries]) if entries else None
+        # Forgotten entries go in oldest first, so the limit keeps the newest.
+        for n in sorted(range(len(entries)), key=lambda n: entries[n].unit.id):
+            assert vectors is not None
+            index.upsert(entries[n].unit, entries[n].cue, vectors[n],
+                         forgotten=entries[n].forgotten)
         with self.lock:
             self.indexes[user_id] = index
             while len(self.indexes) > self.users:
                 self.indexes.popitem(last=False)
         return index
 
-    def apply(self, user_id: str, ch: Changes, text_of: Callable[[MemoryUnit], str]) -> None:
+    def apply(self, user_id: str, ch: Changes, cue_of: Callable[[MemoryUnit], str]) -> None:
         """Follow a write; an index that missed one (another process) is dropped."""
         with self.lock:
             index = self.indexes.get(user_id)
@@ -160,36 +217,43 @@ class Recall:
                 del self.indexes[user_id]
                 return
             touched = list(ch.touched())
-            texts = [text_of(u) if u.verbatim is None and u.level == 0
-                     and index.text_of(u.id) is None else _shown(u, index) for u in touched]
-            fresh = [n for n, u in enumerate(touched) if index.text_of(u.id) != texts[n]]
-            vectors = self.embedder.embed([texts[n] for n in fresh]) if fresh else None
-            rows = dict(zip(fresh, vectors if vectors is not None else [], strict=False))
-            for n, unit in enumerate(touched):
-                index.upsert(unit, texts[n], rows.get(n))
+            fresh = [u for u in touched if not index.has_cue_for(u)]
+        # Reading the log and embedding happen outside the lock (searches go on).
+        cues = [cue_of(u) for u in fresh]
+        vectors = self.embedder.embed(cues) if cues else None
+        with self.lock:
+            if self.indexes.get(user_id) is not index or index.version != ch.since:
+                self.indexes.pop(user_id, None)  # raced with another write: rebuild later
+                return
+            for n, unit in enumerate(fresh):
+                assert vectors is not None
+                index.upsert(unit, cues[n], vectors[n])
+            for unit in touched:
+                index.upsert(unit, None, None)
             for unit_id in ch.forgotten:
+                index.forget(unit_id)
+            for unit_id in ch.deleted:
                 index.remove(unit_id)
             index.version = ch.version
 
-    def score_outside(self, units: list[MemoryUnit], query: str, now: float,
+    def score_outside(self, units: list[MemoryUnit], cues: list[str], query: str, now: float,
                       query_vector: np.ndarray | None, index: RecallIndex) -> list[Candidate]:
-        """Candidates for units outside the index (forgotten ones, from the log),
-        scored on the same scale as ``search``'s: keyword weight relative to the
-        best possible, vector similarity, and their (restored) strength."""
+        """Candidates for forgotten units outside the index (found by the mention
+        index, rebuilt from the log), scored on the same scale as ``search``'s:
+        keyword weight relative to the best possible, vector similarity; they
+        count as not alive, like the index's forgotten entries."""
         words = query_words(query)
-        texts = [u.verbatim or "" for u in units]
-        vectors = self.embedder.embed(texts) if query_vector is not None else None
+        vectors = self.embedder.embed(cues) if query_vector is not None and cues else None
         with self.lock:  # the worker may be applying a write to this index
             best = _keyword_overlap(words, " ".join(words), index) or 1.0
-            overlaps = [_keyword_overlap(words, text, index) for text in texts]
+            overlaps = [_keyword_overlap(words, cue, index) for cue in cues]
         out = []
         for n, unit in enumerate(units):
             keyword = min(1.0, overlaps[n] / best)
             vector = (float(np.clip(vectors[n] @ query_vector, 0.0, 1.0))
                       if vectors is not None else 0.0)
-            alive = unit.retention(now)
-            out.append(Candidate(unit, texts[n], W_VECTOR * vector + W_KEYWORD * keyword
-                                 + W_ALIVE * alive, vector, keyword, alive))
+            out.append(Candidate(unit, cues[n], True, W_VECTOR * vector + W_KEYWORD * keyword,
+                                 vector, keyword, 0.0))
         return out
 
     def search(self, index: RecallIndex, query: str, now: float, limit: int,
@@ -202,33 +266,31 @@ class Recall:
         n = len(index)
         if n == 0:
             return []
-        words = query_words(query)
         keyword = np.zeros(n, dtype=np.float32)
-        if words and index.total_words:
+        if index.total_words:
             avg = index.total_words / n
-            for w in set(words):
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * index.lengths[:n] / avg)
+            for w in set(query_words(query)):
                 hits = index.postings.get(w)
                 if not hits:
                     continue
                 idf = math.log(1 + (n - len(hits) + 0.5) / (len(hits) + 0.5))
-                for i in hits:
-                    tf = index.tf[i][w]
-                    length = sum(index.tf[i].values())
-                    keyword[i] += idf * tf * (BM25_K1 + 1) / (
-                        tf + BM25_K1 * (1 - BM25_B + BM25_B * length / avg))
+                at = np.fromiter(hits.keys(), dtype=np.int64, count=len(hits))
+                tf = np.fromiter(hits.values(), dtype=np.float32, count=len(hits))
+                keyword[at] += idf * tf * (BM25_K1 + 1) / (tf + norm[at])
             top = float(keyword.max())
             if top > 0:
                 keyword /= top
         vector = (np.clip(index.vectors[:n] @ query_vector, 0.0, 1.0)
                   if query_vector is not None else np.zeros(n, dtype=np.float32))
-        last = np.array([u.last_reinforced for u in index.units], dtype=np.float64)
-        stability = np.array([u.stability_days for u in index.units], dtype=np.float64)
-        alive = np.exp(-np.maximum(0.0, now - last) / (stability * SECONDS_PER_DAY))
+        alive = np.exp(-np.maximum(0.0, now - index.last[:n])
+                       / (index.stability[:n] * SECONDS_PER_DAY))
+        alive[index.gone[:n]] = 0.0
         score = W_VECTOR * vector + W_KEYWORD * keyword + W_ALIVE * alive
-        ids = np.array([u.id for u in index.units])
+        ids = np.fromiter((u.id for u in index.units), dtype=np.int64, count=n)
         order = np.lexsort((ids, -score))[:limit]  # ties broken by id: deterministic
-        return [Candidate(index.units[i], index.texts[i], float(score[i]), float(vector[i]),
-                          float(keyword[i]), float(alive[i])) for i in order]
+        return [Candidate(index.units[i], index.cues[i], bool(index.gone[i]), float(score[i]),
+                          float(vector[i]), float(keyword[i]), float(alive[i])) for i in order]
 
 
 def _keyword_overlap(words: list[str], text: str, index: RecallIndex) -> float:
@@ -237,10 +299,3 @@ def _keyword_overlap(words: list[str], text: str, index: RecallIndex) -> float:
     found = set(query_words(text))
     return sum(math.log(1 + (n + 0.5) / (len(index.postings.get(w, ())) + 0.5))
                for w in set(words) if w in found)
-
-
-def _shown(unit: MemoryUnit, index: RecallIndex) -> str:
-    if unit.level == 0:
-        return unit.verbatim if unit.verbatim is not None else index.text_of(unit.id) or ""
-    return unit.form(unit.level) or ""
-

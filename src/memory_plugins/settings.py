@@ -66,8 +66,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # (a name said in every session) count as no mention at all.
     "restore_per_turn": 3,
     "common_term_limit": 16,
-    # How many users' hot caches this process keeps.
+    # How many users' hot caches and recall indexes this process keeps.
     "cached_users": 64,
+    # Recall also searches this many of a user's most recently forgotten units (kept
+    # in the RAM index with their sentence; shown again, restored, when they match).
+    # Older forgotten units are found through the mention index only.
+    "recall_forgotten_units": 2048,
     # "background": observe() returns once the turn is durable in the log; a worker
     # thread applies it to the working set, and every read of memories first applies
     # what is still pending (so reads always see every observed turn). "inline":
@@ -79,7 +83,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 
 PROCESS_ONLY = frozenset({"durability", "flush_interval_ms", "map_size_mb", "cached_users",
-                          "maintenance", "max_pending_turns"})
+                          "recall_forgotten_units", "maintenance", "max_pending_turns"})
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -116,6 +120,7 @@ class Settings:
     restore_per_turn: int
     common_term_limit: int
     cached_users: int
+    recall_forgotten_units: int
     maintenance: str
     max_pending_turns: int
 
@@ -141,7 +146,8 @@ class Settings:
                 "flush_interval_ms", "map_size_mb", "hot_units", "warm_units",
                 "working_set_tokens", "max_units_per_turn", "max_unit_chars",
                 "max_turn_bytes", "decay_steps_per_turn", "restore_per_turn",
-                "common_term_limit", "cached_users", "max_pending_turns",
+                "common_term_limit", "cached_users", "recall_forgotten_units",
+                "max_pending_turns",
             )
         }
         if ints["max_units_per_turn"] > 255:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import logging
 import math
@@ -78,20 +79,25 @@ class Changes:
     reinforced: list[MemoryUnit] = dataclasses.field(default_factory=list)
     restored: list[MemoryUnit] = dataclasses.field(default_factory=list)  # back to verbatim
     degraded: list[MemoryUnit] = dataclasses.field(default_factory=list)
-    forgotten: list[int] = dataclasses.field(default_factory=list)
+    forgotten: list[int] = dataclasses.field(default_factory=list)  # out of the working set
+    deleted: list[int] = dataclasses.field(default_factory=list)  # tombstoned: never back
     version: int = 0  # the user's write version after this change
     since: int = -1  # ... and before it (-1: nothing saved yet)
 
     def merged(self, later: Changes) -> Changes:
-        """This change followed by ``later`` (same user)."""
+        """This change followed by ``later`` (same user). A unit forgotten here and
+        back in ``later`` is no longer listed as forgotten."""
+        back = {u.id for u in later.touched()}
         return Changes(self.added + later.added, self.reinforced + later.reinforced,
                        self.restored + later.restored, self.degraded + later.degraded,
-                       self.forgotten + later.forgotten, later.version,
+                       [i for i in self.forgotten if i not in back] + later.forgotten,
+                       self.deleted + later.deleted, later.version,
                        self.since if self.since >= 0 else later.since)
 
     def touched(self) -> Iterator[MemoryUnit]:
         yield from self.added
         yield from self.reinforced
+        yield from self.restored
         yield from self.degraded
 
 
@@ -320,7 +326,7 @@ class WorkingSet:
         if unit is not None:
             old_text = self.shown_text(tx.log, unit)
             self._remove(tx, st, unit)
-            ch.forgotten.append(unit_id)
+        ch.deleted.append(unit_id)
         self._save_state(tx, st, ch)
         self._tombstone(tx, turn.user_id, unit_id, {"turn_id": turn.id, "at": turn.timestamp})
         self._record_event(tx, turn, unit_id, "DELETE", old_text, None)
@@ -405,6 +411,45 @@ class WorkingSet:
                         budget -= 1
                     elif self._restore(tx, st, uid, uid >> 8, start, end, now, ch, source):
                         budget -= 1
+
+    def cue(self, log_txn: Any, unit: MemoryUnit) -> str:
+        """What recall indexes a unit by, whatever its level: its whole sentence and
+        who said it, read from the log. Degradation changes what a memory shows,
+        not what can bring it back: a matching query restores it."""
+        turn = rawlog.get_turn(self.log, log_txn, unit.origin)
+        if turn is None:
+            return unit.form(max(unit.level, 1)) or ""
+        sentence = turn.text[unit.span[0] : unit.span[1]]
+        return f"{turn.speaker}: {sentence}" if turn.speaker else sentence
+
+    def rebuild(self, tx: Tx, unit: MemoryUnit) -> MemoryUnit | None:
+        """``unit`` at full fidelity from the log (its latest text if updated)."""
+        return self._from_log(tx, unit.user_id, unit.id, unit.origin, *unit.span)
+
+    def recently_forgotten(self, tx: Tx, user_id: str, limit: int,
+                           max_turns: int) -> list[MemoryUnit]:
+        """Units of the user's latest turns that have left the working set (not
+        deleted), newest first, rebuilt from the log; at most ``limit`` of them,
+        looking at no more than ``max_turns`` turns."""
+        found: list[MemoryUnit] = []
+        turns = rawlog.iter_user_turns(self.log, tx.log, user_id, reverse=True)
+        for turn in itertools.islice(turns, max_turns):
+            if len(found) >= limit:
+                break
+            if turn.role == "memory":
+                spans = [(turn.id << 8, 0, len(turn.text))] if _is_added_memory(
+                    turn, turn.id << 8) else []
+            else:
+                spans = [((turn.id << 8) | ex.index, ex.start, ex.end)
+                         for ex in self._analyze(turn).units]
+            for unit_id, start, end in spans:
+                if self.load(tx, user_id, unit_id) is not None or self.is_deleted(
+                        tx, user_id, unit_id):
+                    continue
+                unit = self._from_log(tx, user_id, unit_id, turn.id, start, end)
+                if unit is not None:
+                    found.append(unit)
+        return found[:limit]
 
     def forgotten_mentioning(self, tx: Tx, user_id: str, terms: list[str], per_term: int,
                              limit: int) -> list[MemoryUnit]:
@@ -595,6 +640,8 @@ class WorkingSet:
                            reinforcements=1, access_count=1 if access else 0, sources=sources)
         self._insert(tx, st, unit)
         ch.restored.append(unit)
+        if unit_id in ch.forgotten:  # forgotten earlier in this same write
+            ch.forgotten.remove(unit_id)
         return True
 
     def _restore_by_id(self, tx: Tx, st: UserState, user_id: str, unit_id: int,
@@ -689,7 +736,7 @@ class WorkingSet:
             for unit in rest:
                 self._remove(tx, st, unit)
                 self._tombstone(tx, user_id, unit.id, {"merged_into": keep.id, "at": st.now})
-                ch.forgotten.append(unit.id)
+                ch.deleted.append(unit.id)
                 merged += 1
         self._save_state(tx, st, ch)
         return merged, ch

