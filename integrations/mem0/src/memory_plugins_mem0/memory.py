@@ -163,8 +163,11 @@ def _normalise_messages(messages: object) -> list[dict[str, Any]]:
             "Convert your input to a string, dictionary, or list of dictionaries.")
     out = []
     for message in messages:
-        if not isinstance(message, Mapping) or message.get("role") is None \
-                or message.get("content") is None:
+        if not isinstance(message, Mapping):  # Mem0 fails with an AttributeError here
+            raise ValidationError(
+                f"messages must be str, dict, or list[dict]; an entry is a "
+                f"{type(message).__name__}", "VALIDATION_003")
+        if message.get("role") is None or message.get("content") is None:
             log.warning("Skipping invalid message format: %r", message)
             continue
         role = message["role"]
