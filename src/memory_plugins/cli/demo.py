@@ -33,42 +33,54 @@ __all__ = ["SCRIPT", "run_demo"]
 # (days since the first turn, what the user says, the reply used when no model runs)
 SCRIPT: list[tuple[int, str, str]] = [
     (0, "My dog's name is Potola.", "What a lovely name! Tell me about Potola sometime."),
-    (9, "I tried a new pasta recipe with lemon and basil tonight.",
-     "Lemon and basil is a bright combination. Did it turn out well?"),
-    (19, "Work was busy, we shipped the quarterly report at last.",
-     "Congratulations on shipping it, that must be a relief."),
-    (30, "I watched a documentary about octopuses, they are clever.",
-     "They really are: they solve puzzles and open jars."),
-    (41, "The weather turned cold, so I dug out my winter coat.",
-     "Stay warm! Cold snaps always arrive sooner than expected."),
-    (52, "I started reading a novel set in Lisbon.", "Lisbon is a wonderful setting for a novel."),
-    (63, "My sister visited and we played board games all evening.",
-     "That sounds like a fun evening. Who won?"),
-    (74, "I signed up for a pottery class on Thursdays.",
-     "Pottery is relaxing, and you get to keep what you make."),
-    (85, "We repainted the kitchen a pale green colour.", "Pale green makes a kitchen feel fresh."),
-    (96, "I ran five kilometres in the park this morning.", "Nice run! How did it feel?"),
-    (107, "My neighbour gave me tomatoes from her garden.",
-     "Home-grown tomatoes taste so much better."),
-    (118, "I fixed the squeaky door in the hallway with some oil.",
-     "A quiet hallway at last."),
-    (129, "The library book club picked a mystery novel this month.",
-     "Mysteries make for lively book club discussions."),
-    (140, "I baked sourdough bread for the first time.", "How was the crust?"),
-    (151, "We planned a weekend trip to the mountains in spring.",
-     "Mountains in spring are beautiful."),
+    (8, "I tried a new pasta recipe with lemon and basil tonight. My partner Sam loved it "
+        "and asked for it again on Friday.",
+     "Lemon and basil is a bright combination; no wonder Sam wants it again."),
+    (17, "Work was busy, we shipped the quarterly report at last. My manager Ines took the "
+         "whole team out for lunch to celebrate.",
+     "Congratulations on shipping it, and a team lunch is a nice way to celebrate."),
+    (26, "I watched a documentary about octopuses. They can open jars and recognise faces.",
+     "They really are clever animals."),
+    (35, "The weather turned cold, so I dug out my winter coat. The heating in our flat "
+         "broke the same day.", "Bad timing! I hope the heating is fixed soon."),
+    (44, "I started reading a novel set in Lisbon. It is about a bookseller who finds an "
+         "old map.", "A bookseller and an old map sounds like a good mystery."),
+    (53, "My sister Marta visited from Porto and we played board games all evening. She "
+         "won every single game.", "Marta sounds like a formidable player."),
+    (62, "I signed up for a pottery class on Thursdays. The teacher says my first bowl is "
+         "lopsided but charming.", "Every potter's first bowl is lopsided."),
+    (71, "We repainted the kitchen a pale green colour. It took the whole weekend and two "
+         "tins of paint.", "Pale green makes a kitchen feel fresh."),
+    (80, "I ran five kilometres in the park this morning. My time was twenty-eight minutes.",
+     "Under thirty minutes is a good pace."),
+    (89, "My neighbour gave me tomatoes from her garden. I made a big pot of soup with them.",
+     "Home-grown tomatoes make the best soup."),
+    (98, "I fixed the squeaky door in the hallway with some oil. It had been squeaking for "
+         "months.", "A quiet hallway at last."),
+    (107, "The library book club picked a mystery novel this month. We meet on the first "
+          "Tuesday.", "Mysteries make for lively book club discussions."),
+    (116, "I baked sourdough bread for the first time. The crust came out dark and crunchy.",
+     "A dark, crunchy crust is what bakers aim for."),
+    (125, "We booked a weekend trip to the mountains in May. The cabin has a wood stove.",
+     "A cabin with a wood stove sounds cosy."),
+    (134, "I bought a new bicycle for commuting. It is a blue one with a basket.",
+     "A basket is handy for groceries."),
+    (143, "My cousin Leo got married last Saturday. The party went on until two in the "
+          "morning.", "Congratulations to Leo!"),
+    (152, "I started learning Italian with an app. I practise fifteen minutes every day.",
+     "Fifteen minutes a day adds up quickly."),
     (162, "What's my dog's name?", "Your dog is called Potola."),
 ]
 USER = "demo"
-REPLY_TOKENS = 48  # the budget allows 256; a demo reads better with short replies
+REPLY_TOKENS = 32  # the budget allows 256; a demo reads better with short replies
 
 
 def _potola(engine: MemoryEngine, unit_id: int) -> tuple[str, str]:
-    """(level name or "gone", the form the working set holds now)."""
+    """(level name or "gone", how the working set holds it now)."""
     for memory in engine.memories(user_id=USER):
         if memory.id == unit_id:
-            return LEVEL_NAMES[memory.level], memory.text
-    return "gone", "(only in the raw log)"
+            return LEVEL_NAMES[memory.level], f"stored {LEVEL_NAMES[memory.level]}: {memory.text}"
+    return "gone", "gone from the working set, only in the raw log"
 
 
 def _shown(prompt: Prompt, unit_id: int, origin: int) -> str:
@@ -80,11 +92,28 @@ def _shown(prompt: Prompt, unit_id: int, origin: int) -> str:
     return "not in the prompt"
 
 
+def _mix(engine: MemoryEngine, prompt: Prompt) -> str:
+    """How many memories the prompt shows at each level, and at which level the
+    working set holds them (a degraded or forgotten one may be shown verbatim,
+    read back from the log, when the memories budget has room)."""
+    stored = {m.id: LEVEL_NAMES[m.level] for m in engine.memories(user_id=USER)}
+    shown = [s for s in prompt.sources if s.section == "memories"]
+    if not shown:
+        return "none shown (the recent history holds the whole conversation)"
+    at = Counter(LEVEL_NAMES[s.level] for s in shown)
+    held = Counter(stored.get(s.id, "gone") for s in shown)
+    order = (*LEVEL_NAMES, "gone")
+    return (", ".join(f"{at[k]} shown {k}" for k in order if at[k]) + "; stored as "
+            + ", ".join(f"{held[k]} {k}" for k in order if held[k]))
+
+
 class _Replier:
     """The local model, or the script's replies when llama.cpp is not installed."""
 
-    def __init__(self, use_model: bool, model: Path | None, out: TextIO) -> None:
+    def __init__(self, use_model: bool, model: Path | None, out: TextIO, *,
+                 every_turn: bool = False) -> None:
         self.llm: Any = None
+        self.every_turn = every_turn
         self.note = ""
         if not use_model:
             self.note = "model replies off (--no-model): replies are scripted"
@@ -103,8 +132,8 @@ class _Replier:
     def tokenizer(self) -> Any:
         return None if self.llm is None else llama.tokenizer_for(self.llm)
 
-    def __call__(self, prompt: Prompt, scripted: str) -> tuple[str, float]:
-        if self.llm is None:
+    def __call__(self, prompt: Prompt, scripted: str, use_model: bool) -> tuple[str, float]:
+        if self.llm is None or not use_model:
             return scripted, 0.0
         t0 = time.perf_counter()
         text = llama.reply(self.llm, prompt, max_tokens=REPLY_TOKENS)
@@ -112,8 +141,11 @@ class _Replier:
 
 
 def run_demo(path: str | None = None, *, use_model: bool = True, model: Path | None = None,
-             embedder: str | None = None, out: TextIO) -> int:
-    replier = _Replier(use_model, model, out)
+             embedder: str | None = None, every_turn: bool = False, out: TextIO) -> int:
+    """The demo; returns the exit status. By default the model answers the first
+    turn and the question (a 270M model is quick there but rambles over small talk,
+    and its rambling then fills the history); ``every_turn`` asks it every time."""
+    replier = _Replier(use_model, model, out, every_turn=every_turn)
     with tempfile.TemporaryDirectory(prefix="memory-plugins-demo-") as tmp:
         where = Path(path or tmp)
         with writer_lock(where), MemoryEngine(where, tokenizer=replier.tokenizer(),
@@ -137,7 +169,7 @@ def _converse(engine: MemoryEngine, replier: _Replier, out: TextIO) -> int:
     potola_id = origin = 0
     build_ms: list[float] = []
     largest = 0
-    for day, said, scripted in SCRIPT:
+    for n, (day, said, scripted) in enumerate(SCRIPT):
         when = start + dt.timedelta(days=day, minutes=len(build_ms))
         before = _potola(engine, potola_id) if potola_id else None
         turn_id = engine.observe(said, user_id=USER, session_id=f"day-{day}", timestamp=when)
@@ -154,16 +186,14 @@ def _converse(engine: MemoryEngine, replier: _Replier, out: TextIO) -> int:
         shown = (said if len(said) <= 44 else said[:43] + "…")
         out.write(f"{day:>4}  {shown:<44} {t['system']:>4} {t['memories']:>4} "
                   f"{t['history']:>5} {t['current']:>4} {t['total']:>6}  {ms:5.1f} ms\n")
-        levels = Counter(LEVEL_NAMES[s.level] for s in prompt.sources
-                         if s.section == "memories")
-        mix = ", ".join(f"{levels[name]} {name}" for name in LEVEL_NAMES if levels[name])
-        out.write(f"      memories shown: {mix or 'none'} | Potola: stored {after[0]}"
-                  f" ({after[1]}), {_shown(prompt, potola_id, origin)}\n")
+        out.write(f"      memories: {_mix(engine, prompt)}\n      Potola: {after[1]}; "
+                  f"{_shown(prompt, potola_id, origin)}\n")
         if before is not None and before[0] != "verbatim" and after[0] == "verbatim":
-            out.write(f"      >>> Potola restored from the log: {after[1]!r} "
-                      f"(it had decayed to {before[0]}: {before[1]})\n")
-        text, secs = replier(prompt, scripted)
-        who = f"model ({secs:.1f} s)" if replier.llm is not None else "reply (scripted)"
+            out.write(f"      >>> Potola restored from the log, verbatim (it was {before[1]})\n")
+        ask_model = replier.every_turn or n in (0, len(SCRIPT) - 1)
+        text, secs = replier(prompt, scripted, ask_model)
+        who = f"model ({secs:.1f} s)" if replier.llm is not None and ask_model \
+            else "reply (scripted)"
         out.write(f"      {who}: {text}\n")
         engine.observe(text or "(no reply)", role="assistant", user_id=USER,
                        session_id=f"day-{day}", timestamp=when + dt.timedelta(seconds=30))

@@ -12,6 +12,9 @@ The default model is Gemma 3 270M (Q4_K_M), shipped on PyPI as
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,26 @@ def default_model_path() -> Path:
                            f"GGUF file with --model or ${MODEL_ENV}") from exc
 
 
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp prints notices from C while loading, past ``verbose=False``; a
+    failure still surfaces as the exception it raises."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (pytest's capture)
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 def load_model(path: Path | None = None, *, n_ctx: int = N_CTX, n_threads: int | None = None,
                seed: int = 0) -> Any:
     """A ``llama_cpp.Llama`` on a GGUF file (quiet, deterministic seed)."""
@@ -64,10 +87,17 @@ def load_model(path: Path | None = None, *, n_ctx: int = N_CTX, n_threads: int |
         raise ValidationError(f"model file {str(model)!r} does not exist (give a .gguf file "
                               f"with --model or ${MODEL_ENV})")
     try:
-        return llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, n_threads=n_threads,
-                               seed=seed, verbose=False)
+        with _quiet_stderr():
+            llm = llama_cpp.Llama(model_path=str(model), n_ctx=n_ctx, n_threads=n_threads,
+                                  seed=seed, verbose=False)
     except (ValueError, RuntimeError) as exc:  # llama.cpp's "failed to load model"
         raise ValidationError(f"llama.cpp cannot load {str(model)!r}: {exc}") from exc
+    if "tokenizer.chat_template" not in llm.metadata and str(
+            llm.metadata.get("general.architecture", "")).startswith("gemma"):
+        # This GGUF carries no chat template, so llama-cpp-python would fall back to
+        # Llama 2's [INST] format, which Gemma was not trained on.
+        llm.chat_format = "gemma"
+    return llm
 
 
 def tokenizer_for(llm: Any) -> LlamaCppTokenizer:
@@ -79,18 +109,20 @@ def tokenizer_for(llm: Any) -> LlamaCppTokenizer:
 
 
 def alternate_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The messages in the shape strict chat templates (Gemma's) demand: an optional
-    system message, then user and assistant strictly alternating, starting and
-    ending with the user.
+    """The messages in the shape strict chat templates demand: user and assistant
+    strictly alternating, starting and ending with the user, no system role.
 
-    build() may put two turns of one role side by side (an older exchange next to
-    the recent ones) or open the history with a reply; consecutive messages of one
-    role are joined (fewer template tokens, never more) and a leading reply is
-    dropped. Every change removes tokens, so the budget still holds.
+    Gemma has no system role (llama-cpp-python's "gemma" format silently drops a
+    system message, and with it every memory), so the system message is folded
+    into the first user message, as Gemma's own template does. build() may also
+    put two turns of one role side by side (an older exchange next to the recent
+    ones) or open the history with a reply: consecutive messages of one role are
+    joined and a leading reply is dropped. Each change removes template tokens
+    (5 a message) and adds at most a blank line, so the budget still holds.
     """
-    head = [m for m in messages[:1] if m["role"] == "system"]
+    system = [m["content"] for m in messages[:1] if m["role"] == "system"]
     out: list[dict[str, str]] = []
-    for m in messages[len(head):]:
+    for m in messages[len(system):]:
         role = "assistant" if m["role"] == "assistant" else "user"
         if not out and role == "assistant":
             continue
@@ -98,7 +130,9 @@ def alternate_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
             out[-1] = {"role": role, "content": out[-1]["content"] + "\n\n" + m["content"]}
         else:
             out.append({"role": role, "content": m["content"]})
-    return head + out
+    if system and system[0]:
+        out[0] = {"role": "user", "content": system[0] + "\n\n" + out[0]["content"]}
+    return out
 
 
 def reply(llm: Any, prompt: Prompt, *, max_tokens: int | None = None) -> str:

@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 from ..engine import MemoryEngine
 from ..errors import CorruptionError, NotFoundError, ValidationError
@@ -158,7 +158,7 @@ def _make_turn(engine: MemoryEngine, rec: dict[str, Any], ids: dict[int, int], n
 
 
 def import_lines(engine: MemoryEngine, stream: IO[bytes], *,
-                 progress: IO[str] | None = None) -> int:
+                 progress: TextIO | None = None) -> int:
     """Replay an export into ``engine``'s store, which must be empty; returns the
     number of turns imported.
 
