@@ -11,6 +11,7 @@ The default model is Gemma 3 270M (Q4_K_M), shipped on PyPI as
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -30,11 +31,12 @@ MODEL_ENV = "MEMORY_PLUGINS_MODEL"
 
 
 def llama_available() -> bool:
+    """Whether llama-cpp-python is installed (without importing it: that loads
+    the native library)."""
     try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules
         return False
-    return True
 
 
 def default_model_path() -> Path:
