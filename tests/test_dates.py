@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_plugins.dates import DateMention, find_dates
+from memory_plugins.dates import DateMention, annotate, find_dates
 
 # A Monday afternoon: "this week" starts today, "last Monday" is a week ago.
 REF = dt.datetime(2023, 5, 8, 13, 56)
@@ -28,6 +28,9 @@ CASES = [
     # weekdays: last/next are strict, this/on are the current Mon-Sun week
     ("I saw her last Friday.", "last Friday", "2023-05-05", "day"),
     ("The demo was last Monday", "last Monday", "2023-05-01", "day"),
+    ("Last Fri I took the kids out", "Last Fri", "2023-05-05", "day"),
+    ("I joined the group last Tues.", "last Tues", "2023-05-02", "day"),
+    ("We went camping two weekends ago.", "two weekends ago", "2023-04-29", "day"),
     ("Let's meet next Monday", "next Monday", "2023-05-15", "day"),
     ("Due next Friday.", "next Friday", "2023-05-12", "day"),
     ("Party this Saturday?", "this Saturday", "2023-05-13", "day"),
@@ -241,3 +244,16 @@ def test_never_raises_and_spans_are_sane(text: str, reference: dt.datetime) -> N
         else:  # iso is the date truncated to its granularity
             assert mention.date.isoformat().startswith(mention.iso)
         previous_end = mention.end
+
+
+def test_annotate_spells_out_relative_dates_and_leaves_absolute_ones() -> None:
+    text = "I went yesterday, on 3 May 2023, and I'll go again next month. Last week too."
+    assert annotate(text, REF) == (
+        "I went yesterday (7 May 2023), on 3 May 2023, and I'll go again next month "
+        "(June 2023). Last week (the week of 1 May 2023) too.")
+    assert annotate("no dates here", REF) == "no dates here"
+
+
+def test_weekday_abbreviations_need_last_this_or_next() -> None:
+    assert find_dates("we sat on sat", REF) == []
+    assert [m.phrase for m in find_dates("this Thu works", REF)] == ["this Thu"]

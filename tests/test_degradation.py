@@ -152,3 +152,24 @@ def test_same_input_gives_the_same_memories(tmp_path: Path) -> None:
                                user_id="me", timestamp=day(n * 2))
             return [(m.id, m.level, m.text, m.strength) for m in engine.memories(user_id="me")]
     assert run(tmp_path / "a") == run(tmp_path / "b")
+
+
+def test_a_forgotten_memory_is_found_by_a_question_that_matches_it(tmp_path: Path) -> None:
+    """Recall indexes a unit by its whole sentence, whatever its level: a question
+    that matches a forgotten memory (without naming its mention terms) finds it,
+    and the prompt shows it verbatim from the log, with its relative date resolved."""
+    with MemoryEngine(tmp_path / "m", embedder="hashing") as engine:
+        engine.observe("I ran a charity race for mental health last Saturday.",
+                       user_id="me", timestamp=day(0))
+        race = engine.memories(user_id="me")[0]
+        for n in range(1, 200):
+            engine.observe(SMALL_TALK[n % len(SMALL_TALK)], user_id="me", timestamp=day(n))
+        assert race.id not in {m.id for m in engine.memories(user_id="me")}  # forgotten
+
+        hits = engine.search("charity race", user_id="me", limit=1)
+        assert [(h.memory.id, h.memory.level) for h in hits] == [(race.id, 0)]
+        prompt = engine.build("Which charity race did I run?", user_id="me")
+        shown = [s for s in prompt.sources if s.id == race.id]
+        assert shown and shown[0].level == 0
+        saturday = (day(0) - dt.timedelta(days=(day(0).weekday() - 5) % 7 or 7))
+        assert f"last Saturday ({saturday.day} {saturday:%B} {saturday.year})" in prompt.text

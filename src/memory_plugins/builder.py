@@ -18,10 +18,12 @@ the total is checked against the budget before the prompt is returned.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import TYPE_CHECKING, Any
 
 from . import rawlog
+from .dates import annotate
 from .errors import ValidationError
 from .frames import Turn
 from .prompt import (
@@ -30,6 +32,7 @@ from .prompt import (
     Prompt,
     Source,
     count_messages,
+    human_date,
     knapsack,
     memory_line,
     render_text,
@@ -47,6 +50,7 @@ CANDIDATES = 192  # recall candidates the packer chooses from
 COLD_SUBJECTS, COLD_PER_TERM, COLD_LIMIT = 4, 8, 64  # bounds of the cold recall per build
 FORGOTTEN_SCAN = 2  # an index rebuild looks for forgotten units in this x limit turns
 RECENT_SHARE = 0.25  # of the history budget kept for the latest turns; the rest: relevant ones
+EXCHANGE_TURNS = 1  # a relevant older turn comes with this many turns (itself included)
 MEMORY_ROLE = "memory"
 
 
@@ -74,7 +78,9 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     current_tokens = tok.count(current_text) + per_msg + tok.per_reply
 
     # Recent turns: found first, so memories do not repeat what history will show.
-    cost = _HistoryCost(engine)
+    with engine._ws_read() as tx:  # the conversation's "today": its latest turn's day
+        now = engine._ws.state(tx, user_id).now
+    cost = _HistoryCost(engine, _day(now))
     recent, observed_current = _recent_turns(engine, user_id, current,
                                              int(budget.history * RECENT_SHARE), cost)
     recent_ids = {t.id for t in recent} | {observed_current}
@@ -169,22 +175,42 @@ def _recent_turns(engine: MemoryEngine, user_id: str, current: str, budget: int,
     return out, observed_current
 
 
-def _history_content(turn: Turn) -> str:
-    return f"{turn.speaker}: {turn.text}" if turn.speaker else turn.text
+def _day(ts: float) -> dt.date | None:
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).date()
+    except (OverflowError, OSError, ValueError):  # no turn yet (or a clock far off)
+        return None
 
 
 class _HistoryCost:
-    """Tokens of a turn as a history message, counted once per build (a turn is
-    weighed when picked as recent, again when packed, again for its source)."""
+    """A turn as a history message, and its tokens, made once per build (a turn is
+    weighed when picked as recent, again when packed, again for its source).
 
-    def __init__(self, engine: MemoryEngine) -> None:
+    A turn from another day than the conversation's latest is dated, and its
+    relative dates resolved ("[7 May 2023] Caroline: ... yesterday (6 May 2023)"):
+    an older exchange pulled in for relevance means little without its date.
+    """
+
+    def __init__(self, engine: MemoryEngine, today: dt.date | None) -> None:
         self.tok = engine.tokenizer
-        self.known: dict[int, int] = {}
+        self.today = today
+        self.known: dict[int, tuple[str, int]] = {}
+
+    def content(self, turn: Turn) -> str:
+        if turn.id not in self.known:
+            said = turn.datetime
+            text = turn.text
+            who = f"{turn.speaker}: " if turn.speaker else ""
+            if said.date() != self.today:
+                text = f"[{human_date(turn.timestamp)}] {who}{annotate(text, said)}"
+            else:
+                text = who + text
+            self.known[turn.id] = (text, self.tok.count(text) + self.tok.per_message)
+        return self.known[turn.id][0]
 
     def __call__(self, turn: Turn) -> int:
-        if turn.id not in self.known:
-            self.known[turn.id] = self.tok.count(_history_content(turn)) + self.tok.per_message
-        return self.known[turn.id]
+        self.content(turn)
+        return self.known[turn.id][1]
 
 
 def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_text: str,
@@ -210,7 +236,8 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
         verbatim = turn.text[c.unit.span[0]:c.unit.span[1]] if turn is not None else None
         opts = []
         for level in (0, *range(max(1, c.unit.level), 4)):
-            line = memory_line(c.unit, level, verbatim, speaker)
+            line = memory_line(c.unit, level, verbatim, speaker,
+                               turn.datetime if turn is not None else None)
             if line is None:
                 continue
             lines[(i, level)] = line
@@ -254,7 +281,7 @@ def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
             if c.unit.origin in seen:
                 continue
             exchange = list(itertools.islice(
-                rawlog.iter_user_turns(log, txn, user_id, after=c.unit.origin - 1), 2))
+                rawlog.iter_user_turns(log, txn, user_id, after=c.unit.origin - 1), EXCHANGE_TURNS))
             exchange = [t for t in exchange if t.id not in seen and t.role != MEMORY_ROLE]
             cost = sum(cost_of(t) for t in exchange)
             if not exchange or used + cost > budget:
@@ -266,7 +293,7 @@ def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
             used += cost
     picked.sort(key=lambda t: t.id)
     messages = [{"role": "assistant" if t.role == "assistant" else "user",
-                 "content": _history_content(t)} for t in picked]
+                 "content": cost_of.content(t)} for t in picked]
     sources = [Source(t.id, "history", 0, cost_of(t), scores.get(t.id, 0.0), t.metadata)
                for t in picked]
     return messages, sources

@@ -44,6 +44,7 @@ class DateMention:
     phrase: str  # the text as written, e.g. "last Friday"
     date: dt.date  # resolved day; for named ranges the range's first day
     granularity: str  # "day", "week", "month" or "year"
+    relative: bool = True  # resolved against the message time ("yesterday", not "3 May")
 
     @property
     def iso(self) -> str:
@@ -102,6 +103,7 @@ _YEAR = r"[0-9]{4}"
 # "a"/"an" = 1, "a couple (of)" = 2, "a few" = 3.
 _COUNT = r"[0-9]{1,4}|" + "|".join(_NUMBER_WORDS) + rf"|an?(?:{_SP}(?:couple(?:{_SP}of)?|few))?"
 _UNIT = r"(?:day|week|month|year)s?"
+_WEEKDAY_ABBR = r"mon|tues?|wed|thu(?:rs?)?|fri|sat|sun"
 _REL = r"last|this|next"
 
 _Resolved = tuple[dt.date, str]
@@ -182,13 +184,22 @@ def _weekend(m: re.Match[str], today: dt.date) -> _Resolved:
 
 
 def _weekday(m: re.Match[str], today: dt.date) -> _Resolved:
-    target = _WEEKDAYS.index(m["wd_day"].lower())
-    relation = m["wd_rel"].lower()
+    target = _weekday_number(m["wd_day"] or m["wd_abbr"])
+    relation = (m["wd_rel"] or m["wd_rel2"]).lower()
     if relation == "last":  # strictly before today, so 1..7 days back
         return today - dt.timedelta(days=(today.weekday() - target) % 7 or 7), "day"
     if relation == "next":  # strictly after today, so 1..7 days ahead
         return today + dt.timedelta(days=(target - today.weekday()) % 7 or 7), "day"
     return _monday(today) + dt.timedelta(days=target), "day"  # "this"/"on": this week
+
+
+def _weekday_number(name: str) -> int:
+    return [day[:3] for day in _WEEKDAYS].index(name[:3].lower())
+
+
+def _weekend_ago(m: re.Match[str], today: dt.date) -> _Resolved:
+    """ "two weekends ago": the Saturday of the week that many weeks back."""
+    return _monday(today) + dt.timedelta(days=5 - 7 * _count(m["wa_n"])), "day"
 
 
 def _period(m: re.Match[str], today: dt.date) -> _Resolved:
@@ -246,7 +257,14 @@ _RULES: list[tuple[str, str, _Resolver]] = [
         _relative_day,
     ),
     ("weekend", rf"(?P<we_rel>{_REL}){_SP}weekend\b", _weekend),
-    ("weekday", rf"(?P<wd_rel>{_REL}|on){_SP}(?P<wd_day>{'|'.join(_WEEKDAYS)})\b", _weekday),
+    (
+        "weekday",
+        rf"(?:(?P<wd_rel>{_REL}|on){_SP}(?P<wd_day>{'|'.join(_WEEKDAYS)})"
+        # Abbreviations ("last Fri") only after last/this/next: "on sat" may be a verb.
+        rf"|(?P<wd_rel2>{_REL}){_SP}(?P<wd_abbr>{_WEEKDAY_ABBR})\.?)\b",
+        _weekday,
+    ),
+    ("weekend_ago", rf"(?P<wa_n>{_COUNT}){_SP}weekends?{_SP}ago\b", _weekend_ago),
     ("period", rf"(?P<p_rel>{_REL}){_SP}(?P<p_unit>week|month|year)\b", _period),
     (
         "ago",
@@ -320,5 +338,34 @@ def find_dates(text: str, reference: dt.datetime) -> list[DateMention]:
             day, granularity = resolver(match, today)
         except (ValueError, OverflowError):  # out-of-range day, month or year
             continue
-        mentions.append(DateMention(match.start(), match.end(), match[0], day, granularity))
+        mentions.append(DateMention(match.start(), match.end(), match[0], day, granularity,
+                                    match.lastgroup not in _ABSOLUTE_RULES))
     return mentions
+
+
+_ABSOLUTE_RULES = frozenset({"iso", "in_year", "month_day", "day_month", "month_year"})
+
+
+def human(mention: DateMention) -> str:
+    """A resolved date as people write it: 7 May 2023, the week of 1 May 2023,
+    May 2023, 2023."""
+    d = mention.date
+    if mention.granularity == "year":
+        return str(d.year)
+    if mention.granularity == "month":
+        return f"{d:%B} {d.year}"
+    if mention.granularity == "week":
+        monday = _monday(d)
+        return f"the week of {monday.day} {monday:%B} {monday.year}"
+    return f"{d.day} {d:%B} {d.year}"
+
+
+def annotate(text: str, reference: dt.datetime) -> str:
+    """``text`` with each relative date phrase followed by its resolved date:
+    "I went there yesterday (7 May 2023)." Absolute dates are left as written."""
+    out, at = [], 0
+    for m in find_dates(text, reference):
+        if m.relative:
+            out += [text[at : m.end], f" ({human(m)})"]
+            at = m.end
+    return "".join(out) + text[at:] if out else text

@@ -18,6 +18,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from .dates import annotate
 from .errors import ValidationError
 from .tokenizers import Tokenizer
 from .units import MemoryUnit
@@ -109,16 +110,18 @@ def _human_iso(m: re.Match[str]) -> str:
     return f"({int(day)} {name} {year})" if day else f"({name} {year})"
 
 
-def memory_line(unit: MemoryUnit, level: int, verbatim: str | None,
-                speaker: str | None) -> str | None:
+def memory_line(unit: MemoryUnit, level: int, verbatim: str | None, speaker: str | None,
+                said_at: dt.datetime | None = None) -> str | None:
     """One memory as a prompt line (dates spelled out, as people and models read
-    them), or None if the unit has no form at that level."""
+    them; relative ones resolved: "yesterday (7 May 2023)"), or None if the unit
+    has no form at that level. ``said_at``: its turn's time, in the turn's zone."""
     when = human_date(unit.created_at)
     if level == 0:
         if verbatim is None:
             return None
         who = f"{speaker}: " if speaker else ""
-        return f"- [{when}] {who}{sanitize(verbatim)}"
+        said_at = said_at or dt.datetime.fromtimestamp(unit.created_at, dt.UTC)
+        return f"- [{when}] {who}{sanitize(annotate(verbatim, said_at))}"
     form = unit.form(level)
     return None if form is None else f"- [{when}] {_ISO.sub(_human_iso, sanitize(form))}"
 

@@ -39,8 +39,9 @@ she so than that the their them then there they this to too was we were what whe
 which who why will with would you your yours
 """.split())
 
-# Fusion weights: semantic similarity, keyword overlap, and how alive the memory is.
-W_VECTOR, W_KEYWORD, W_ALIVE = 0.5, 0.45, 0.05
+# Fusion weights: semantic similarity, keyword overlap, and how alive the memory is
+# (tuned on LoCoMo dev: evidence within the top 50 rises from 0.745 to 0.776 vs 0.5/0.45).
+W_VECTOR, W_KEYWORD, W_ALIVE = 0.7, 0.25, 0.05
 BM25_K1, BM25_B = 1.2, 0.75
 
 
