@@ -1,0 +1,68 @@
+"""examples/llama_cpp_chat.py, run in-process on the real Gemma 3 270M GGUF."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "llama_cpp_chat.py"
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("llama_cpp_chat_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def example() -> ModuleType:
+    return load_example()
+
+
+@pytest.fixture(scope="module")
+def llm(example: ModuleType) -> object:
+    return example.load_model()
+
+
+def test_a_stateless_chat_remembers(example: ModuleType, llm: object, tmp_path: Path) -> None:
+    start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    with example.open_memory(tmp_path / "memory", llm) as engine:
+        first = example.chat_turn(engine, llm, "My dog's name is Potola.", max_tokens=4,
+                                  timestamp=start)
+        second = example.chat_turn(engine, llm, "What's my dog's name?", max_tokens=4,
+                                   timestamp=start + dt.timedelta(minutes=1))
+        for reply in (first, second):
+            assert isinstance(reply.text, str)
+            # llama.cpp's own count never exceeds the engine's, which never exceeds the budget
+            assert reply.prompt_tokens <= reply.prompt.tokens["total"] <= 3840
+        # The model keeps nothing: the second prompt carries the first turn from the store.
+        assert "My dog's name is Potola." in str(second.prompt.messages)
+        assert [t.role for t in engine.turns(user_id="me")] == ["user", "assistant"] * 2
+
+
+def test_a_full_prompt_still_fits_the_context(example: ModuleType, llm: object,
+                                              tmp_path: Path) -> None:
+    start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    filler = ("We talked about the garden, the weather, the new bakery on the corner and "
+              "the train timetable that changed again this week. ")
+    with example.open_memory(tmp_path / "memory", llm) as engine:
+        for i in range(120):
+            engine.observe(f"Note {i}: {filler * 2}My friend number {i} lives in town {i}.",
+                           role="user" if i % 2 == 0 else "assistant", user_id="me",
+                           timestamp=start + dt.timedelta(hours=i))
+        prompt = engine.build("Tell me everything. " + filler * 60, user_id="me")
+        messages = example.gemma_messages(prompt.messages)
+        counted_by_llama = example.prompt_tokens(llm, messages)
+    t, b = prompt.tokens, prompt.budget
+    assert t["history"] > 0.9 * b.history and t["current"] == b.current  # really full
+    assert prompt.truncated  # the current input was cut to its budget, and says so
+    assert counted_by_llama <= t["total"] <= b.prompt  # fits with 256 left for the reply
+    assert counted_by_llama + prompt.max_tokens <= example.N_CTX
