@@ -177,6 +177,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The command's own output is the point; Hugging Face's "Loading weights" bars
+    # (MiniLM, when the embeddings extra is installed) would only clutter it.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = _parser().parse_args(argv)
     try:
         return _run(args, sys.stdout)
