@@ -19,10 +19,8 @@ the total is checked against the budget before the prompt is returned.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from typing import TYPE_CHECKING, Any
 
-from . import rawlog
 from .dates import annotate
 from .errors import ValidationError
 from .frames import Turn
@@ -31,13 +29,13 @@ from .prompt import (
     MEMORIES_HEADER,
     Prompt,
     Source,
-    count_messages,
     human_date,
     knapsack,
     memory_line,
     render_text,
 )
 from .recall import Candidate, Entry, query_words
+from .units import MemoryUnit
 
 if TYPE_CHECKING:
     from .engine import MemoryEngine
@@ -50,7 +48,6 @@ CANDIDATES = 192  # recall candidates the packer chooses from
 COLD_SUBJECTS, COLD_PER_TERM, COLD_LIMIT = 4, 8, 64  # bounds of the cold recall per build
 FORGOTTEN_SCAN = 2  # an index rebuild looks for forgotten units in this x limit turns
 RECENT_SHARE = 0.25  # of the history budget kept for the latest turns; the rest: relevant ones
-EXCHANGE_TURNS = 1  # a relevant older turn comes with this many turns (itself included)
 MEMORY_ROLE = "memory"
 
 
@@ -89,7 +86,7 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     memory_budget = budget.memories + (budget.system - system_tokens)
     candidates = recall_candidates(engine, user_id, current)
     candidates = [c for c in candidates if c.unit.origin not in recent_ids]
-    lines, chosen, turns = _pack_memories(engine, candidates, system_text, memory_budget)
+    lines, chosen, turns, costs = _pack_memories(engine, candidates, system_text, memory_budget)
     system_content = system_text + ("\n\n" + MEMORIES_HEADER + "\n" + "\n".join(lines)
                                     if lines else "")
     memory_tokens = tok.count(system_content) - tok.count(system_text)
@@ -104,12 +101,16 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
                 {"role": "user", "content": current_text}]
     history_tokens = sum(source.tokens for source in history_sources)
     total = system_tokens + memory_tokens + history_tokens + current_tokens
-    if total != count_messages(tok, messages) or total > budget.prompt:
+    # The whole prompt, counted message by message (history messages were counted
+    # exactly as sent when they were packed), must add up to the sections.
+    whole = (tok.count(system_content) + tok.count(current_text) + 2 * per_msg
+             + tok.per_reply + history_tokens)
+    if total != whole or total > budget.prompt:
         raise ValidationError(  # a tokenizer that does not count consistently
             f"prompt accounting failed ({total} tokens counted section by section, "
-            f"{count_messages(tok, messages)} whole, budget {budget.prompt})")
-    sources = [Source(c.unit.id, "memories", level, tok.count(line), c.score,
-                      _metadata(c, turns)) for c, level, line in chosen]
+            f"{whole} whole, budget {budget.prompt})")
+    sources = [Source(c.unit.id, "memories", level, costs[(c.unit.id, level)] - 1, c.score,
+                      _metadata(c, turns)) for c, level, _line in chosen]
     sources += history_sources
     prompt = Prompt(
         messages=messages, text=render_text(messages),
@@ -140,7 +141,7 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
         index = recall.get(user_id, state.version, entries)
         words = query_words(query)
         with recall.lock:
-            subjects = sorted({u.subject for u in index.units})[:COLD_SUBJECTS]
+            subjects = sorted(index.subjects)[:COLD_SUBJECTS]
             indexed = set(index.pos)
         terms = [*words, *(f"{s}|{w}" for s in subjects for w in words)]
         cold = [u for u in ws.forgotten_mentioning(tx, user_id, terms, COLD_PER_TERM,
@@ -195,53 +196,50 @@ class _HistoryCost:
         self.tok = engine.tokenizer
         self.today = today
         self.known: dict[int, tuple[str, int]] = {}
+        self.shared = engine._history_lines  # across builds: a message rarely changes
+
+    def _made(self, turn: Turn) -> tuple[str, int]:
+        made = self.known.get(turn.id)
+        if made is None:
+            said = turn.datetime
+            dated = said.date() != self.today
+            key = (turn.id, dated)
+            made = self.shared.get(key)
+            if made is None:
+                who = f"{turn.speaker}: " if turn.speaker else ""
+                text = (f"[{human_date(turn.timestamp)}] {who}{annotate(turn.text, said)}"
+                        if dated else who + turn.text)
+                made = (text, self.tok.count(text) + self.tok.per_message)
+                self.shared.put(key, made)
+            self.known[turn.id] = made
+        return made
 
     def content(self, turn: Turn) -> str:
-        if turn.id not in self.known:
-            said = turn.datetime
-            text = turn.text
-            who = f"{turn.speaker}: " if turn.speaker else ""
-            if said.date() != self.today:
-                text = f"[{human_date(turn.timestamp)}] {who}{annotate(text, said)}"
-            else:
-                text = who + text
-            self.known[turn.id] = (text, self.tok.count(text) + self.tok.per_message)
-        return self.known[turn.id][0]
+        return self._made(turn)[0]
 
     def __call__(self, turn: Turn) -> int:
-        self.content(turn)
-        return self.known[turn.id][1]
+        return self._made(turn)[1]
 
 
 def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_text: str,
                    budget: int) -> tuple[list[str], list[tuple[Candidate, int, str]],
-                                         dict[int, Turn]]:
+                                         dict[int, Turn], dict[tuple[int, int], int]]:
+    """The memory lines to show, the candidates and levels they show, the source
+    turns read, and the tokens of each (unit id, level) line, newline included."""
     tok = engine.tokenizer
     header = tok.count(system_text + "\n\n" + MEMORIES_HEADER + "\n") - tok.count(system_text)
     if not candidates or budget <= header:
-        return [], [], {}
-    turns: dict[int, Turn] = {}
-    with engine._store.log.read() as txn:
-        for c in candidates:
-            if c.unit.origin not in turns:
-                turn = rawlog.get_turn(engine._store.log, txn, c.unit.origin)
-                if turn is not None:
-                    turns[c.unit.origin] = turn
+        return [], [], {}, {}
+    turns = _turns_of(engine, candidates)
     options: list[list[tuple[int, int, float]]] = []
     lines: dict[tuple[int, int], str] = {}
+    costs: dict[tuple[int, int], int] = {}
     for i, c in enumerate(candidates):
-        turn = turns.get(c.unit.origin)
-        speaker = turn.speaker if turn is not None else None
-        # Retrieval restores: a degraded unit may be shown verbatim, read from the log.
-        verbatim = turn.text[c.unit.span[0]:c.unit.span[1]] if turn is not None else None
         opts = []
-        for level in (0, *range(max(1, c.unit.level), 4)):
-            line = memory_line(c.unit, level, verbatim, speaker,
-                               turn.datetime if turn is not None else None)
-            if line is None:
-                continue
+        for level, line, tokens in _memory_lines(engine, c.unit, turns.get(c.unit.origin)):
             lines[(i, level)] = line
-            opts.append((level, tok.count(line) + 1, c.score * LEVEL_VALUE[level]))
+            costs[(c.unit.id, level)] = tokens
+            opts.append((level, tokens, c.score * LEVEL_VALUE[level]))
         options.append(opts)
     picks = knapsack(options, budget - header)
     chosen = sorted(((candidates[i], level, lines[(i, level)]) for i, level in picks.items()),
@@ -256,15 +254,49 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
         weakest = min(range(len(chosen)),
                       key=lambda k: (chosen[k][0].score * LEVEL_VALUE[chosen[k][1]], k))
         chosen.pop(weakest)
-    return [line for _c, _l, line in chosen], chosen, turns
+    return [line for _c, _l, line in chosen], chosen, turns, costs
+
+
+def _turns_of(engine: MemoryEngine, candidates: list[Candidate]) -> dict[int, Turn]:
+    """The source turns of ``candidates``, by id."""
+    turns: dict[int, Turn] = {}
+    with engine._store.log.read() as txn:
+        for c in candidates:
+            if c.unit.origin not in turns:
+                turn = engine._turn(txn, c.unit.origin)
+                if turn is not None:
+                    turns[c.unit.origin] = turn
+    return turns
+
+
+def _memory_lines(engine: MemoryEngine, unit: MemoryUnit, turn: Turn | None
+                  ) -> list[tuple[int, str, int]]:
+    """(level, line, tokens with its newline) for each level ``unit`` can be shown
+    at: verbatim (retrieval restores, so a degraded unit may be shown whole, read
+    from the log) and its own level and coarser. Cached across builds: a unit's
+    lines change only when the unit itself does."""
+    key = (unit.id, unit.level, unit.origin, unit.span, unit.value, unit.created_at)
+    made = engine._memory_lines.get(key)
+    if made is None:
+        speaker = turn.speaker if turn is not None else None
+        verbatim = turn.text[unit.span[0]:unit.span[1]] if turn is not None else None
+        said_at = turn.datetime if turn is not None else None
+        out = []
+        for level in (0, *range(max(1, unit.level), 4)):
+            line = memory_line(unit, level, verbatim, speaker, said_at)
+            if line is not None:
+                out.append((level, line, engine.tokenizer.count(line) + 1))
+        made = tuple(out)
+        engine._memory_lines.put(key, made)
+    return list(made)
 
 
 def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
                   candidates: list[Candidate], chosen: list[tuple[Candidate, int, str]],
                   budget: int, cost_of: _HistoryCost
                   ) -> tuple[list[dict[str, str]], list[Source]]:
-    """The recent turns, then the exchanges (a turn and the reply to it) behind the
-    best candidates that the memories section did not already show."""
+    """The recent turns, then the turns behind the best candidates that the
+    memories section did not already show."""
     picked: list[Turn] = []
     used = 0
     for turn in recent:  # newest first
@@ -275,21 +307,19 @@ def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
         used += cost
     seen = {t.id for t in picked} | {c.unit.origin for c, _l, _t in chosen}
     scores: dict[int, float] = {}
-    log = engine._store.log
-    with log.read() as txn:
+    with engine._store.log.read() as txn:
         for c in candidates:
             if c.unit.origin in seen:
                 continue
-            exchange = list(itertools.islice(
-                rawlog.iter_user_turns(log, txn, user_id, after=c.unit.origin - 1), EXCHANGE_TURNS))
-            exchange = [t for t in exchange if t.id not in seen and t.role != MEMORY_ROLE]
-            cost = sum(cost_of(t) for t in exchange)
-            if not exchange or used + cost > budget:
+            source = engine._turn(txn, c.unit.origin)
+            if source is None or source.user_id != user_id or source.role == MEMORY_ROLE:
                 continue
-            for t in exchange:
-                picked.append(t)
-                seen.add(t.id)
-                scores[t.id] = c.score
+            cost = cost_of(source)
+            if used + cost > budget:
+                continue
+            picked.append(source)
+            seen.add(source.id)
+            scores[source.id] = c.score
             used += cost
     picked.sort(key=lambda t: t.id)
     messages = [{"role": "assistant" if t.role == "assistant" else "user",

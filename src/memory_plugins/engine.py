@@ -34,8 +34,9 @@ from typing import Any, TypeVar
 
 from . import rawlog
 from .builder import build_prompt, recall_candidates
+from .cache import LRU
 from .embed import Embedder, HashingEmbedder, default_embedder
-from .errors import NotFoundError, ValidationError
+from .errors import CorruptionError, NotFoundError, ValidationError
 from .events import EventBus
 from .frames import Turn, decode_frame
 from .maintenance import HotCache, Maintainer, yield_gil
@@ -141,6 +142,7 @@ class MemoryEngine:
                                   f"got {embedder!r}")
         self.budget = budget or Budget()
         self._tokenizer_spec = tokenizer
+        self._tokenizer: Tokenizer | None = None  # resolved on first use
         self._embedder_spec = embedder
         self.events = EventBus()
         given = Settings.from_mapping(settings)  # validate before touching the disk
@@ -158,6 +160,10 @@ class MemoryEngine:
         self._ws = WorkingSet(self._store, self.settings)
         self._hot = HotCache(self.settings.hot_units, self.settings.cached_users)
         self._recall: Recall | None = None
+        # build() reads the same turns and lines again and again: keep them in RAM.
+        self._turns: LRU[int, Turn] = LRU(8192)
+        self._history_lines: LRU[tuple[int, bool], tuple[str, int]] = LRU(8192)
+        self._memory_lines: LRU[tuple[Any, ...], tuple[tuple[int, str, int], ...]] = LRU(8192)
         self._applied_hint = 0  # last turn this process saw applied (a lower bound)
         self._maintainer: Maintainer | None = None
         self._maintainer_lock = threading.Lock()
@@ -204,11 +210,13 @@ class MemoryEngine:
 
     @property
     def tokenizer(self) -> Tokenizer:
-        if self._tokenizer_spec is None:
-            tok: Tokenizer = _shared_default("tokenizer", lambda: resolve_tokenizer(None))
-        else:
-            tok = resolve_tokenizer(self._tokenizer_spec)
-        self._tokenizer_spec = tok
+        tok = self._tokenizer
+        if tok is None:
+            if self._tokenizer_spec is None:
+                tok = _shared_default("tokenizer", lambda: resolve_tokenizer(None))
+            else:
+                tok = resolve_tokenizer(self._tokenizer_spec)
+            self._tokenizer = tok
         return tok
 
     def _recall_engine(self) -> Recall:
@@ -378,7 +386,7 @@ class MemoryEngine:
         words = set(query_words(query))
         deadline = time.perf_counter() + max(0.0, time_budget_ms) / 1000.0
         hits: list[DeepHit] = []
-        for turn in self._turns_newest_first(user_id):
+        for turn in self._turns_newest_first(user_id, cached=False):
             if time.perf_counter() > deadline:
                 break
             if turn.role == _MEMORY_ROLE or not words:
@@ -405,16 +413,33 @@ class MemoryEngine:
             raise ValidationError("a reconstructor must return a str")
         return tok.truncate(note, self.budget.memories)
 
-    def _turns_newest_first(self, user_id: str) -> Iterator[Turn]:
-        before = 0  # 0: from the newest
-        while True:  # short read transactions, each resuming where the last stopped
+    def _turn(self, txn: Any, turn_id: int, *, cached: bool = True) -> Turn | None:
+        """A decoded turn; recently read ones come from RAM (the log never changes
+        a turn, so the cache is never stale)."""
+        turn = self._turns.get(turn_id) if cached else None
+        if turn is None:
+            turn = rawlog.get_turn(self._store.log, txn, turn_id)
+            if turn is not None and cached:
+                self._turns.put(turn_id, turn)
+        return turn
+
+    def _turns_newest_first(self, user_id: str, *, cached: bool = True) -> Iterator[Turn]:
+        """The user's turns, newest first: short read transactions, each resuming
+        where the last stopped, in batches that grow (most callers stop early)."""
+        before, size = 0, 16  # before 0: from the newest
+        while True:
             with self._store.log.read() as txn:
-                batch = list(itertools.islice(rawlog.iter_user_turns(
-                    self._store.log, txn, user_id, reverse=True, before=before), 256))
-            yield from batch
-            if len(batch) < 256:
+                seqs = list(itertools.islice(rawlog.iter_user_seqs(
+                    self._store.log, txn, user_id, reverse=True, before=before), size))
+                batch = [self._turn(txn, seq, cached=cached) for seq in seqs]
+            for seq, turn in zip(seqs, batch, strict=True):
+                if turn is None:
+                    raise CorruptionError(f"turn {seq} is indexed but missing", seq=seq)
+                if turn.user_id == user_id:  # a BLAKE2b collision must not leak data
+                    yield turn
+            if len(seqs) < size:
                 return
-            before = batch[-1].id
+            before, size = seqs[-1], min(256, size * 4)
 
     # -- reading the log ------------------------------------------------------
 

@@ -63,6 +63,18 @@ def iter_user_turns(log: Env, txn: Any, user_id: str, *, reverse: bool = False,
     """A user's turns in log order (or, ``reverse``, newest first), checked against
     the user id; ``after`` / ``before`` (0: no bound) skip to a turn without reading
     the ones in between."""
+    for seq in iter_user_seqs(log, txn, user_id, reverse=reverse, after=after, before=before):
+        turn = get_turn(log, txn, seq)
+        if turn is None:
+            raise CorruptionError(f"turn {seq} is indexed but missing", seq=seq)
+        if turn.user_id == user_id:  # a BLAKE2b collision must not leak data
+            yield turn
+
+
+def iter_user_seqs(log: Env, txn: Any, user_id: str, *, reverse: bool = False,
+                   after: int = 0, before: int = 0) -> Iterator[int]:
+    """The ids of a user's turns, as ``iter_user_turns`` orders them, unread (the
+    caller reads them, e.g. through a cache, and must check each turn's user id)."""
     ukey = user_key(user_id)
     with txn.cursor(db=log.dbs["user_turns"]) as cur:
         if not cur.set_key(ukey):
@@ -78,12 +90,7 @@ def iter_user_turns(log: Env, txn: Any, user_id: str, *, reverse: bool = False,
                 return
             seqs = cur.iternext_dup(keys=False)
         for raw_seq in seqs:
-            turn = get_turn(log, txn, unpack_u64(raw_seq))
-            if turn is None:
-                raise CorruptionError(f"turn {unpack_u64(raw_seq)} is indexed but missing",
-                                      seq=unpack_u64(raw_seq))
-            if turn.user_id == user_id:  # a BLAKE2b collision must not leak data
-                yield turn
+            yield unpack_u64(raw_seq)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -85,6 +85,8 @@ class RecallIndex:
         self.last = np.zeros(16, dtype=np.float64)  # last reinforced (POSIX seconds)
         self.stability = np.ones(16, dtype=np.float64)  # days
         self.gone = np.zeros(16, dtype=bool)  # forgotten: alive counts as 0
+        self.ids = np.zeros(16, dtype=np.int64)
+        self.subjects: Counter[str] = Counter()  # who the entries are about
         self.forgotten: OrderedDict[int, None] = OrderedDict()  # oldest first
         self.total_words = 0
 
@@ -111,6 +113,10 @@ class RecallIndex:
             self.tf.append(Counter())
             if i >= len(self.vectors):
                 self._grow()
+            self.ids[i] = unit.id
+        else:
+            self.subjects[self.units[i].subject] -= 1
+        self.subjects[unit.subject] += 1
         self.units[i] = unit
         if cue is not None and cue != self.cues[i]:
             self._set_words(i, Counter(query_words(cue)))
@@ -139,6 +145,9 @@ class RecallIndex:
             return
         self.forgotten.pop(unit_id, None)
         self._set_words(i, Counter())
+        self.subjects[self.units[i].subject] -= 1
+        if self.subjects[self.units[i].subject] <= 0:
+            del self.subjects[self.units[i].subject]
         last = len(self.units) - 1
         if i != last:  # move the last entry into the hole
             for w, count in self.tf[last].items():
@@ -147,7 +156,8 @@ class RecallIndex:
                 hits[i] = count
             self.units[i], self.cues[i], self.tf[i] = self.units[last], self.cues[last], \
                 self.tf[last]
-            for array in (self.vectors, self.lengths, self.last, self.stability, self.gone):
+            for array in (self.vectors, self.lengths, self.last, self.stability, self.gone,
+                          self.ids):
                 array[i] = array[last]
             self.pos[self.units[i].id] = i
         self.units.pop()
@@ -156,7 +166,7 @@ class RecallIndex:
 
     def _grow(self) -> None:
         size = 2 * len(self.vectors)
-        for name in ("vectors", "lengths", "last", "stability", "gone"):
+        for name in ("vectors", "lengths", "last", "stability", "gone", "ids"):
             old = getattr(self, name)
             new = np.zeros((size, *old.shape[1:]), dtype=old.dtype)
             new[: len(old)] = old
@@ -288,8 +298,11 @@ class Recall:
                        / (index.stability[:n] * SECONDS_PER_DAY))
         alive[index.gone[:n]] = 0.0
         score = W_VECTOR * vector + W_KEYWORD * keyword + W_ALIVE * alive
-        ids = np.fromiter((u.id for u in index.units), dtype=np.int64, count=n)
-        order = np.lexsort((ids, -score))[:limit]  # ties broken by id: deterministic
+        if limit < n:  # only the best ``limit`` need sorting
+            best = np.argpartition(-score, limit - 1)[:limit]
+            order = best[np.lexsort((index.ids[best], -score[best]))]  # ties: by id
+        else:
+            order = np.lexsort((index.ids[:n], -score))
         return [Candidate(index.units[i], index.cues[i], bool(index.gone[i]), float(score[i]),
                           float(vector[i]), float(keyword[i]), float(alive[i])) for i in order]
 
