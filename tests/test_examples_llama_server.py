@@ -22,7 +22,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import vcr
+
+pytest.importorskip("llama_cpp", reason="the llama extra: pip install -e '.[llama]'")
+vcr = pytest.importorskip("vcr", reason="vcrpy, in the dev extra")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "llama_cpp_server.py"
