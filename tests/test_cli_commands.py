@@ -74,6 +74,17 @@ def test_demo_without_llama_cpp_says_how_to_add_it(tmp_path: Path) -> None:
     assert "reply (scripted): Your dog is called Potola." in done.stdout
 
 
+def test_demo_refuses_to_run_twice_in_one_store(tmp_path: Path) -> None:
+    args = ("demo", "--no-model", "--embedder", "hashing", "--path", str(tmp_path / "d"))
+    assert run(*args).returncode == 0
+    assert "already holds a demo conversation" in one_line_error(run(*args), 2)
+
+
+def test_chat_refuses_a_reply_cap_below_one(tmp_path: Path) -> None:
+    done = run("chat", "--path", str(tmp_path / "m"), "--max-tokens", "0")
+    assert "--max-tokens must be at least 1" in one_line_error(done, 2)
+
+
 def test_inspect_groups_memories_by_tier_and_fidelity(store: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "--path", str(store), "--user", "ana"]) == 0

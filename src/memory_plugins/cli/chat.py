@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from ..errors import ValidationError
 from ..prompt import Prompt
 from . import llama
 from .store import open_store
@@ -31,6 +32,8 @@ def describe(prompt: Prompt) -> str:
 
 def run_chat(path: str, *, user_id: str, session_id: str | None, model: Path | None,
              max_tokens: int | None, system: str | None, inp: TextIO, out: TextIO) -> int:
+    if max_tokens is not None and max_tokens < 1:
+        raise ValidationError(f"--max-tokens must be at least 1, got {max_tokens}")
     llm = llama.load_model(model)  # before the store: a missing model changes nothing
     with open_store(path, create=True, writer=True,
                     tokenizer=llama.tokenizer_for(llm)) as engine:

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..engine import MemoryEngine
-from ..errors import MemoryPluginsError
+from ..errors import MemoryPluginsError, ValidationError
 from ..prompt import Prompt
 from ..units import LEVEL_NAMES
 from . import llama
@@ -154,6 +154,9 @@ def run_demo(path: str | None = None, *, use_model: bool = True, model: Path | N
 
 
 def _converse(engine: MemoryEngine, replier: _Replier, out: TextIO) -> int:
+    if engine.stats(USER).turns:  # its simulated time would run backwards
+        raise ValidationError(f"store {engine.path!r} already holds a demo conversation; "
+                              "give a new --path (or none, for a temporary store)")
     b = engine.budget
     tok_name = "llama.cpp (the model's own)" if replier.llm is not None else "tiktoken cl100k"
     out.write(f"memory-plugins {__version__} demo, store at {engine.path}\n"

@@ -139,6 +139,9 @@ def alternate_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def reply(llm: Any, prompt: Prompt, *, max_tokens: int | None = None) -> str:
     """The model's reply to a built prompt (greedy, so runs repeat)."""
+    if max_tokens is not None and (isinstance(max_tokens, bool) or max_tokens < 1):
+        # llama.cpp reads max_tokens <= 0 as "until the context is full"
+        raise ValidationError(f"max_tokens must be at least 1, got {max_tokens!r}")
     budget = prompt.max_tokens if max_tokens is None else min(max_tokens, prompt.max_tokens)
     out = llm.create_chat_completion(messages=alternate_roles(prompt.messages),
                                      max_tokens=budget, temperature=0.0)
