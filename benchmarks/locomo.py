@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from memory_plugins import MemoryEngine
+from memory_plugins.cli.progress import Progress
 from memory_plugins.tokenizers import TiktokenTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,10 +118,13 @@ def run(data: Path, embedder: str) -> dict[str, Any]:
                                 f"[{when:%-d %B %Y}] {turn['speaker']}: {text}"))
             whole = "\n".join(t for _d, t in raw)
             engine.build("warm-up", user_id=user)  # loads the index once, not timed
+            bar = Progress(sum(qa.get("category") in CATEGORIES for qa in conv["qa"]),
+                           label=path.stem, unit="questions")  # drawn on a terminal only
             for qa in conv["qa"]:
                 cat = qa.get("category")
                 if cat not in CATEGORIES:
                     continue
+                bar.advance()
                 question, answer = qa["question"], str(qa.get("answer", ""))
                 evidence = set(qa.get("evidence", []))
                 t0 = time.perf_counter()
@@ -144,6 +148,7 @@ def run(data: Path, embedder: str) -> dict[str, Any]:
                         r.setdefault(f"{name}/contain", []).append(
                             sum(w in body_words for w in answer_words) / len(answer_words))
                         r.setdefault(f"{name}/tokens", []).append(tokens)
+            bar.close()
     return {"rows": rows, "build_ms": build_ms}
 
 
