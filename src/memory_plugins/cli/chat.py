@@ -8,6 +8,7 @@ last prompt's sections and sources.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import TextIO
@@ -30,6 +31,20 @@ def describe(prompt: Prompt) -> str:
     return "\n".join(lines)
 
 
+def _read(inp: TextIO, out: TextIO) -> str | None:
+    """One line from the user; None at end of input. A terminal gets input()'s line
+    editing and history."""
+    if inp is sys.stdin and inp.isatty() and out is sys.stdout:
+        try:
+            return input("you> ")
+        except EOFError:
+            return None
+    out.write("you> ")
+    out.flush()
+    line = inp.readline()
+    return line.rstrip("\n") if line else None
+
+
 def run_chat(path: str, *, user_id: str, session_id: str | None, model: Path | None,
              max_tokens: int | None, system: str | None, inp: TextIO, out: TextIO) -> int:
     if max_tokens is not None and max_tokens < 1:
@@ -40,13 +55,11 @@ def run_chat(path: str, *, user_id: str, session_id: str | None, model: Path | N
         out.write(f"memory-plugins chat: store {engine.path}, user {user_id!r}, model "
                   f"{Path(llm.model_path).name}. Empty line or /quit to leave, /prompt to "
                   "see the last prompt.\n")
+        engine.build("", user_id=user_id)  # loads the tokenizer and embedder before the first turn
         last: Prompt | None = None
         while True:
-            out.write("you> ")
-            out.flush()
-            line = inp.readline()
-            text = line.rstrip("\n")
-            if not line or not text.strip() or text.strip() == "/quit":
+            text = _read(inp, out)
+            if text is None or not text.strip() or text.strip() == "/quit":
                 break
             if text.strip() == "/prompt":
                 out.write((describe(last) if last else "no prompt yet") + "\n")
