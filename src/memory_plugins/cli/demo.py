@@ -99,7 +99,7 @@ def _mix(engine: MemoryEngine, prompt: Prompt) -> str:
     stored = {m.id: LEVEL_NAMES[m.level] for m in engine.memories(user_id=USER)}
     shown = [s for s in prompt.sources if s.section == "memories"]
     if not shown:
-        return "none shown (the recent history holds the whole conversation)"
+        return "none shown (the history already holds the turns they came from)"
     at = Counter(LEVEL_NAMES[s.level] for s in shown)
     held = Counter(stored.get(s.id, "gone") for s in shown)
     order = (*LEVEL_NAMES, "gone")
