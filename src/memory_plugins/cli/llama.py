@@ -79,6 +79,10 @@ def _quiet_stderr() -> Iterator[None]:
 def load_model(path: Path | None = None, *, n_ctx: int = N_CTX, n_threads: int | None = None,
                seed: int = 0) -> Any:
     """A ``llama_cpp.Llama`` on a GGUF file (quiet, deterministic seed)."""
+    # A wrong --model is named first, then a missing llama.cpp, then the default model.
+    if path is not None and not Path(path).is_file():
+        raise ValidationError(f"model file {str(path)!r} does not exist (give a .gguf file "
+                              f"with --model or ${MODEL_ENV})")
     try:
         import llama_cpp
     except ImportError:
