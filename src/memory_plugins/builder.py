@@ -25,14 +25,17 @@ from .dates import annotate
 from .errors import ValidationError
 from .frames import Turn
 from .prompt import (
-    LEVEL_VALUE,
     MEMORIES_HEADER,
+    WHOLE_TURN,
+    WHOLE_TURN_MAX_TOKENS,
     Prompt,
     Source,
     human_date,
     knapsack,
+    level_value,
     memory_line,
     render_text,
+    turn_line,
 )
 from .recall import Candidate, Entry, query_words
 from .units import MemoryUnit
@@ -47,7 +50,7 @@ DEFAULT_SYSTEM = ("You are a helpful assistant with a long-term memory. Use the 
 CANDIDATES = 192  # recall candidates the packer chooses from
 COLD_SUBJECTS, COLD_PER_TERM, COLD_LIMIT = 4, 8, 64  # bounds of the cold recall per build
 FORGOTTEN_SCAN = 2  # an index rebuild looks for forgotten units in this x limit turns
-RECENT_SHARE = 0.25  # of the history budget kept for the latest turns; the rest: relevant ones
+RECENT_SHARE = 0.1  # of the history budget kept for the latest turns; the rest: relevant ones
 MEMORY_ROLE = "memory"
 
 
@@ -109,8 +112,8 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
         raise ValidationError(  # a tokenizer that does not count consistently
             f"prompt accounting failed ({total} tokens counted section by section, "
             f"{whole} whole, budget {budget.prompt})")
-    sources = [Source(c.unit.id, "memories", level, costs[(c.unit.id, level)] - 1, c.score,
-                      _metadata(c, turns)) for c, level, _line in chosen]
+    sources = [Source(c.unit.id, "memories", max(0, level), costs[(c.unit.id, level)] - 1,
+                      c.score, _metadata(c, turns)) for c, level, _line in chosen]
     sources += history_sources
     prompt = Prompt(
         messages=messages, text=render_text(messages),
@@ -119,7 +122,7 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
         sources=sources, max_tokens=budget.response, truncated=truncated, budget=budget)
     engine.events.emit("memory_retrieve", {
         "user_id": user_id, "memory_ids": [c.unit.id for c, _l, _t in chosen],
-        "levels": [level for _c, level, _t in chosen], "tokens": prompt.tokens})
+        "levels": [max(0, level) for _c, level, _t in chosen], "tokens": prompt.tokens})
     return prompt
 
 
@@ -239,10 +242,14 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
         for level, line, tokens in _memory_lines(engine, c.unit, turns.get(c.unit.origin)):
             lines[(i, level)] = line
             costs[(c.unit.id, level)] = tokens
-            opts.append((level, tokens, c.score * LEVEL_VALUE[level]))
+            opts.append((level, tokens, c.score * level_value(level)))
         options.append(opts)
     picks = knapsack(options, budget - header)
-    chosen = sorted(((candidates[i], level, lines[(i, level)]) for i, level in picks.items()),
+    # A turn shown whole makes its other units' lines redundant.
+    whole = {candidates[i].unit.origin: i for i, level in sorted(picks.items(), reverse=True)
+             if level == WHOLE_TURN}
+    chosen = sorted(((candidates[i], level, lines[(i, level)]) for i, level in picks.items()
+                     if whole.get(candidates[i].unit.origin, i) == i),
                     key=lambda x: (x[0].unit.created_at, x[0].unit.id))
     # Exact count of the block as it will be sent; drop the weakest until it fits.
     while chosen:
@@ -252,7 +259,7 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
         if used <= budget:
             break
         weakest = min(range(len(chosen)),
-                      key=lambda k: (chosen[k][0].score * LEVEL_VALUE[chosen[k][1]], k))
+                      key=lambda k: (chosen[k][0].score * level_value(chosen[k][1]), k))
         chosen.pop(weakest)
     return [line for _c, _l, line in chosen], chosen, turns, costs
 
@@ -286,6 +293,12 @@ def _memory_lines(engine: MemoryEngine, unit: MemoryUnit, turn: Turn | None
             line = memory_line(unit, level, verbatim, speaker, said_at)
             if line is not None:
                 out.append((level, line, engine.tokenizer.count(line) + 1))
+        if turn is not None and said_at is not None and turn.role != MEMORY_ROLE and (
+                unit.span != (0, len(turn.text))):
+            line = turn_line(turn.text, speaker, said_at)
+            tokens = engine.tokenizer.count(line) + 1
+            if tokens <= WHOLE_TURN_MAX_TOKENS:
+                out.append((WHOLE_TURN, line, tokens))
         made = tuple(out)
         engine._memory_lines.put(key, made)
     return list(made)
