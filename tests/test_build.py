@@ -215,3 +215,23 @@ def test_tiktoken_works_offline() -> None:
     tok = TiktokenTokenizer()
     assert tok.count("hello world") == 2
     assert tok.truncate("🐶" * 10, 5) in {"🐶" * k for k in range(6)}
+
+
+def test_each_source_says_what_it_showed(mem: MemoryEngine) -> None:
+    for n, text in enumerate(["My dog's name is Potola.", "I work as a nurse in Lisbon.",
+                              "We went hiking in the Alps last summer."]):
+        mem.observe(text, user_id="u", timestamp=START + dt.timedelta(days=30 * n),
+                    metadata={"n": n})
+    prompt = mem.build("Where do I work?", user_id="u")
+    system = prompt.messages[0]["content"]
+    history = [m["content"] for m in prompt.messages[1:-1]]
+    assert prompt.sources
+    for source in prompt.sources:
+        assert source.text
+        if source.section == "memories":
+            assert source.text in system.splitlines()
+        else:
+            assert source.text in history
+    prompt.sources[0].metadata["n"] = "changed by the caller"  # type: ignore[index]
+    again = mem.build("Where do I work?", user_id="u")
+    assert all(s.metadata != {"n": "changed by the caller"} for s in again.sources)

@@ -113,7 +113,7 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
             f"prompt accounting failed ({total} tokens counted section by section, "
             f"{whole} whole, budget {budget.prompt})")
     sources = [Source(c.unit.id, "memories", max(0, level), costs[(c.unit.id, level)] - 1,
-                      c.score, _metadata(c, turns)) for c, level, _line in chosen]
+                      c.score, _metadata(c, turns), line) for c, level, line in chosen]
     sources += history_sources
     prompt = Prompt(
         messages=messages, text=render_text(messages),
@@ -337,14 +337,19 @@ def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
     picked.sort(key=lambda t: t.id)
     messages = [{"role": "assistant" if t.role == "assistant" else "user",
                  "content": cost_of.content(t)} for t in picked]
-    sources = [Source(t.id, "history", 0, cost_of(t), scores.get(t.id, 0.0), t.metadata)
-               for t in picked]
+    sources = [Source(t.id, "history", 0, cost_of(t), scores.get(t.id, 0.0),
+                      _copy(t.metadata), cost_of.content(t)) for t in picked]
     return messages, sources
 
 
 def _metadata(c: Candidate, turns: dict[int, Turn]) -> dict[str, Any] | None:
     if c.unit.metadata is not None:
-        return c.unit.metadata
+        return _copy(c.unit.metadata)
     turn = turns.get(c.unit.origin)
-    return None if turn is None or turn.role == MEMORY_ROLE else turn.metadata
+    return None if turn is None or turn.role == MEMORY_ROLE else _copy(turn.metadata)
+
+
+def _copy(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The caller's own copy: turns are cached and shared across builds."""
+    return None if metadata is None else dict(metadata)
 

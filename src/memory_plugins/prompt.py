@@ -80,6 +80,7 @@ class Source:
     tokens: int
     score: float  # relevance (memories); 0 for recent history
     metadata: dict[str, Any] | None  # the caller's metadata of the source turn
+    text: str = ""  # as shown: the memory line, or the history message's content
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
