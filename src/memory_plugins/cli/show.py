@@ -9,7 +9,6 @@ import json
 from typing import TextIO
 
 from ..engine import MemoryEngine
-from ..prompt import MEMORIES_HEADER
 from ..units import LEVEL_NAMES, MemoryUnit
 from .chat import describe
 
@@ -97,26 +96,22 @@ def recall(engine: MemoryEngine, out: TextIO, *, query: str, user_id: str, limit
     prompt = engine.build(query, user_id=user_id)
     hits = {h.memory.id: h for h in engine.search(query, user_id=user_id, limit=limit)}
     out.write(f"build({query!r}) for user {user_id!r}\n{describe(prompt)}\n")
-    # The memories block lists the chosen memories in the order of their sources.
-    system = prompt.messages[0]["content"]
-    block = system.split(MEMORIES_HEADER + "\n", 1)[1].splitlines() if (
-        MEMORIES_HEADER in system) else []
     chosen = [s for s in prompt.sources if s.section == "memories"]
     out.write(f"\nmemories section: {len(chosen)} memories, chosen by relevance and the "
               "value of each fidelity level per token\n")
-    for source, line in zip(chosen, block, strict=False):
+    for source in chosen:
         hit = hits.get(source.id)
         stored = LEVEL_NAMES[hit.memory.level] if hit else "forgotten (rebuilt from the log)"
         out.write(f"  memory {source.id}: score {source.score:.3f}, shown "
                   f"{LEVEL_NAMES[source.level]} (stored {stored}), {source.tokens} tokens\n"
-                  f"    {_one_line(line)}\n")
+                  f"    {_one_line(source.text)}\n")
     history = [s for s in prompt.sources if s.section == "history"]
     out.write(f"\nhistory section: {len(history)} turns\n")
-    for source, message in zip(history, prompt.messages[1:-1], strict=False):
-        why = f"exchange of a relevant memory (score {source.score:.3f})" if source.score \
+    for source in history:
+        why = f"source turn of a relevant memory (score {source.score:.3f})" if source.score \
             else "recent"
         out.write(f"  turn {source.id}: {why}, {source.tokens} tokens\n"
-                  f"    {message['role']}: {_one_line(message['content'])}\n")
+                  f"    {_one_line(source.text)}\n")
     in_prompt = {s.id for s in chosen}
     history_turns = {s.id for s in history}
     left = [h for h in hits.values() if h.memory.id not in in_prompt]
