@@ -4,8 +4,9 @@
 
 Sections are filled in this order, each inside its own budget: the system text,
 the current input (cut to its budget, reported in ``truncated``), the memories
-(a knapsack over fidelity levels), the history (recent turns verbatim, newest
-first, then the source turns of the best memories). Budget left unused flows on:
+(a knapsack over fidelity levels, a memory's whole source turn included), the
+history (recent turns verbatim, newest first, then the source turns of the best
+memories not shown already). Budget left unused flows on:
 system -> memories -> history, and current -> history. The total never changes.
 Counts are exact for the engine's tokenizer, per-message template overhead
 included.
