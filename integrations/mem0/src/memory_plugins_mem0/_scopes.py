@@ -17,8 +17,16 @@ from typing import Any
 
 from .exceptions import ValidationError
 
-__all__ = ["ENTITY_KEYS", "Scope", "check_entity_id", "matches", "parse_scope", "scope_key",
-           "scope_matches"]
+__all__ = [
+    "ENTITY_KEYS",
+    "Scope",
+    "check_entity_id",
+    "check_filters",
+    "matches",
+    "parse_scope",
+    "scope_key",
+    "scope_matches",
+]
 
 ENTITY_KEYS = ("user_id", "agent_id", "run_id")
 Scope = dict[str, str]
@@ -99,6 +107,18 @@ def matches(payload: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
     return True
 
 
+def check_filters(filters: Mapping[str, Any]) -> None:
+    """Refuse unknown operators and malformed AND / OR / NOT up front (matching an
+    empty scope would never look at them)."""
+    for key, cond in filters.items():
+        if key in ("AND", "OR", "NOT"):
+            matches({}, {key: cond})  # its shape
+            for sub in cond:
+                check_filters(_sub(sub))
+        elif isinstance(cond, Mapping):
+            _condition(None, cond, False)
+
+
 def _sub(cond: object) -> Mapping[str, Any]:
     if not isinstance(cond, Mapping):
         raise ValidationError(f"a logical operator's conditions must be dicts, got {cond!r}")
@@ -110,11 +130,10 @@ def _condition(value: Any, cond: Any, present: bool) -> bool:
         for op, arg in cond.items():
             if op not in _OPERATORS:
                 raise ValidationError(f"Unsupported metadata filter operator: {op}")
-            if not present and op not in ("ne", "nin"):
-                return False
-            if not _apply(op, value, arg):
-                return False
-        return True
+            if op in ("in", "nin") and not isinstance(arg, list):
+                raise ValidationError(f"'{op}' needs a list, got {arg!r}")
+        return all((present or op in ("ne", "nin")) and _apply(op, value, arg)
+                   for op, arg in cond.items())
     if cond == "*":
         return present
     if isinstance(cond, list):

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from memory_plugins import MemoryEngine, MemoryUnit, NotFoundError
+from memory_plugins import ValidationError as CoreValidationError
 from memory_plugins.validation import check_metadata
 
 from ._config import Config, parse_config
@@ -48,6 +49,7 @@ from ._scopes import (
     ENTITY_KEYS,
     Scope,
     check_entity_id,
+    check_filters,
     matches,
     parse_scope,
     scope_key,
@@ -97,7 +99,15 @@ def _check_filters(filters: object) -> dict[str, Any]:
         raise ValidationError(
             "filters must contain at least one of: user_id, agent_id, run_id. "
             "Example: filters={'user_id': 'u1'}", "VALIDATION_005")
+    check_filters(out)
     return out
+
+
+def _metadata(metadata: object) -> dict[str, Any]:
+    try:
+        return dict(check_metadata(metadata) or {})
+    except CoreValidationError as exc:  # ours: the same, with Mem0's fields
+        raise ValidationError(str(exc), "VALIDATION_010") from None
 
 
 def _expiration(value: Any) -> str | None:
@@ -339,7 +349,7 @@ class Memory:
                 "At least one of 'user_id', 'agent_id', or 'run_id' must be provided.",
                 "VALIDATION_001", {"provided_ids": ids},
                 "Please provide at least one identifier to scope the memory operation.")
-        meta = check_metadata(metadata) or {}
+        meta = _metadata(metadata)
         for key in [k for k in meta if k in (*ENTITY_KEYS, "actor_id", INTERNAL)]:
             log.warning("add(): ignoring metadata['%s'] - identity fields cannot be set "
                         "through metadata", key)
@@ -555,7 +565,7 @@ class Memory:
                 "At least one of text, metadata, or expiration_date must be provided.")
         if text is not None and not isinstance(text, str):
             raise ValidationError(f"text must be a str, got {type(text).__name__}")
-        extra = check_metadata(metadata) or {}
+        extra = _metadata(metadata)
         expires = _UNSET if expiration_date is _UNSET else _expiration(expiration_date)
         with self._lock:
             found = self._live(memory_id)
