@@ -13,10 +13,12 @@ benchmarks/locomo.py), then every question of categories 1-4 is one
   all-MiniLM-L6-v2 (the same model ours uses), ``infer=False``: no LLM here, so Mem0
   stores each message as given. With ``infer=True`` Mem0 would add an LLM call (and its
   latency) to every add; that is not measured here.
-* Ours, ``infer=False`` (each message stored as given: the same work as Mem0's) and
-  ``infer=True`` (Mem0's default, our rule-based extraction, no LLM), on a fresh store
-  with ``durability="sync"`` (fsync per add, the default) and the session's date as the
-  turn's time (a parameter Mem0 OSS refuses; memories fade by conversation time).
+* Ours, on a fresh store with the default settings (``durability="sync"``: an fsync
+  per add): ``infer=False`` with exactly Mem0's calls (each message stored as given);
+  ``infer=False`` with the session's date as ``timestamp`` (a parameter Mem0 OSS
+  refuses: our memories fade by conversation time, so months-old ones are shown
+  compressed); and ``infer=True`` (Mem0's default: our rule-based extraction, no LLM)
+  with the session dates.
 
 Measured: add and search latency (p50 / p95 over every call, first search of each
 store excluded: it loads the model), and answer containment: the share of the
@@ -72,9 +74,11 @@ def make_ours(path: Path) -> Any:
 
 
 SYSTEMS: dict[str, tuple[Callable[[Path], Any], dict[str, Any]]] = {
-    "Mem0 OSS 2.x (infer=False)": (make_mem0, {"infer": False}),
-    "memory-plugins-mem0 (infer=False)": (make_ours, {"infer": False, "timestamp": True}),
-    "memory-plugins-mem0 (infer=True, rules)": (make_ours, {"infer": True, "timestamp": True}),
+    "Mem0 OSS 2.x, infer=False": (make_mem0, {"infer": False}),
+    "ours, infer=False (the same calls)": (make_ours, {"infer": False}),
+    "ours, infer=False + session dates": (make_ours, {"infer": False, "timestamp": True}),
+    "ours, infer=True (rules) + session dates": (make_ours, {"infer": True,
+                                                             "timestamp": True}),
 }
 
 
@@ -154,7 +158,7 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.time()
     results = {name: run_system(name, args.data, args.top_k, args.turns) for name in SYSTEMS}
-    theirs = results["Mem0 OSS 2.x (infer=False)"]
+    theirs = results["Mem0 OSS 2.x, infer=False"]
     lines = []
     for name, r in results.items():
         if name.startswith("Mem0"):

@@ -220,3 +220,22 @@ def test_async_memory_mirrors_memory(tmp_path: Path) -> None:
             await m.delete_all(user_id="mo")
             await m.reset()
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("reinforce", [True, False])
+def test_a_search_refreshes_what_it_finds(tmp_path: Path, reinforce: bool) -> None:
+    """Memories fade by conversation time; a search is a retrieval and brings what it
+    finds back verbatim from the log (unless ``reinforce`` is off)."""
+    config = {"path": str(tmp_path / "m"), "embedder": "hashing", "reinforce": reinforce}
+    start = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    with Memory.from_config(config) as m:
+        memory_id = m.add("I went to a pottery class yesterday.", user_id="ny",
+                          timestamp=start)["results"][0]["id"]
+        m.add("Quiet day.", user_id="ny", timestamp=start + dt.timedelta(days=9))
+        faded = "user|went to|pottery class @2026-03-01"
+        assert m.get(memory_id)["memory"] == faded  # type: ignore[index]
+        found = m.search("pottery class", filters={"user_id": "ny"}, top_k=1)["results"]
+        assert found[0]["id"] == memory_id
+        expected = "I went to a pottery class yesterday." if reinforce else faded
+        assert found[0]["memory"] == expected
+        assert m.get(memory_id)["memory"] == expected  # type: ignore[index]

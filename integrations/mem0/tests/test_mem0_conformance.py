@@ -63,7 +63,8 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     theirs = mem0.Memory.from_config(mem0_config(base))
     ours = memory_plugins_mem0.Memory.from_config({"path": str(base / "ours")})
     yield {"mem0": theirs, "ours": ours}
-    theirs.close()
+    theirs.close()  # its history database; then its local Qdrant, which close() leaves open
+    theirs.vector_store.client.close()
     ours.close()
 
 

@@ -3,7 +3,8 @@
 Our keys: ``path`` (the store's directory), ``embedder`` (``"default"`` MiniLM,
 ``"hashing"``, or an ``memory_plugins.Embedder``), ``engine`` (an open
 ``MemoryEngine`` to share), ``extractor`` (an optional LLM fact extractor for
-``infer=True``), ``dedupe`` (skip re-sent messages, default True), and any
+``infer=True``), ``dedupe`` (skip re-sent messages, default True), ``reinforce``
+(a search counts as a retrieval and refreshes what it finds, default True), and any
 ``MemoryEngine`` setting (``durability``, ``warm_units``, ...; the engine validates
 them). Mem0's own keys (``vector_store``, ``llm``, ``embedder`` as a provider dict,
 ``history_db_path``, ...) configure machinery we do not have: they are accepted so
@@ -47,6 +48,7 @@ class Config:
     engine: MemoryEngine | None = None
     extractor: Extractor | None = None
     dedupe: bool = True
+    reinforce: bool = True
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -82,8 +84,12 @@ def parse_config(config: object) -> Config:
     dedupe = settings.pop("dedupe", True)
     if not isinstance(dedupe, bool):
         raise ValidationError(f"dedupe must be a bool, got {dedupe!r}", "CONFIG_006")
+    reinforce = settings.pop("reinforce", True)
+    if not isinstance(reinforce, bool):
+        raise ValidationError(f"reinforce must be a bool, got {reinforce!r}", "CONFIG_008")
     if engine is not None and (settings or path is not None or embedder is not None):
         raise ValidationError("give either an open 'engine' or the settings to open one "
                               "('path', 'embedder', engine settings), not both", "CONFIG_007")
     return Config(path=Path(path) if path is not None else default_path(), embedder=embedder,
-                  engine=engine, extractor=extractor, dedupe=dedupe, settings=settings)
+                  engine=engine, extractor=extractor, dedupe=dedupe, reinforce=reinforce,
+                  settings=settings)

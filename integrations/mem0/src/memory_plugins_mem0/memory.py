@@ -514,7 +514,7 @@ class Memory:
         only_ids = set(wanted) <= set(ENTITY_KEYS) and all(
             isinstance(wanted[k], str) and wanted[k] != "*" for k in wanted)
         fetch = top_k if only_ids else max(top_k * 4, 60)
-        scored: list[tuple[float, int, dict[str, Any]]] = []
+        scored: list[tuple[float, int, str, Scope, MemoryUnit]] = []
         for key, scope in self._resolve(wanted):
             for hit in self._engine.search(query, user_id=key, limit=fetch):
                 if hit.score < (threshold or 0.0):
@@ -522,9 +522,25 @@ class Memory:
                 item = memory_item(hit.memory, scope, score=hit.score)
                 if (show_expired or not _expired(item)) and matches(
                         payload(hit.memory, scope), wanted):
-                    scored.append((hit.score, hit.memory.id, item))
+                    scored.append((hit.score, hit.memory.id, key, scope, hit.memory))
         scored.sort(key=lambda s: (-s[0], s[1]))
-        return {"results": [item for _s, _i, item in scored[:top_k]]}
+        chosen = scored[:top_k]
+        shown = self._retrieved(chosen) if self.config.reinforce else {}
+        return {"results": [memory_item(shown.get(unit.id, unit), scope, score=score)
+                            for score, _id, _key, scope, unit in chosen]}
+
+    def _retrieved(self, chosen: list[tuple[float, int, str, Scope, MemoryUnit]]
+                   ) -> dict[int, MemoryUnit]:
+        """Count a search as a retrieval (``MemoryEngine.reinforce``): the memories
+        found grow stronger and come back verbatim from the log, the way recalling
+        something refreshes it. Off with ``{"reinforce": False}``."""
+        by_key: dict[str, list[int]] = {}
+        for _score, unit_id, key, _scope, _unit in chosen:
+            by_key.setdefault(key, []).append(unit_id)
+        shown: dict[int, MemoryUnit] = {}
+        for key, ids in by_key.items():
+            shown.update((u.id, u) for u in self._engine.reinforce(ids, user_id=key))
+        return shown
 
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         """ADD, UPDATE and DELETE events of a memory, oldest first ([] if none)."""
