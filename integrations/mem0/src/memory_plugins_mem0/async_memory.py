@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from memory_plugins import MemoryEngine
+
 from .memory import _UNSET, Memory
 
 __all__ = ["AsyncMemory"]
@@ -26,7 +28,8 @@ class AsyncMemory:
         return cls(config_dict)
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> MemoryEngine:
+        """The memory-plugins engine underneath."""
         return self.sync.engine
 
     async def add(self, messages: Any, **kwargs: Any) -> dict[str, Any]:

@@ -315,7 +315,9 @@ class Memory:
 
     def _resolve(self, filters: Mapping[str, Any]) -> list[tuple[str, Scope]]:
         """The scopes (engine users) whose memories the filters may select."""
-        found = {k: s for k, s in self._known_scopes().items() if scope_matches(s, filters)}
+        with self._lock:  # add() may be registering a scope in another thread
+            known = list(self._known_scopes().items())
+        found = {k: s for k, s in known if scope_matches(s, filters)}
         user = filters.get("user_id")
         wanted: list[Any] = []
         if isinstance(user, str) and user != "*":
