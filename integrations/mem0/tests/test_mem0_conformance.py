@@ -9,6 +9,7 @@ deliberately differs, the test says so in its name and checks both sides.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import os
@@ -388,3 +389,44 @@ def test_differs_timestamp_is_conversation_time(m: Any, user: str) -> None:
         return
     memory_id = m.add("Back then.", user_id=user, timestamp=when, infer=False)["results"][0]["id"]
     assert m.get(memory_id)["created_at"] == when.isoformat()
+
+
+# -- AsyncMemory ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def async_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    base = tmp_path_factory.mktemp("conformance-async")
+    theirs = mem0.AsyncMemory.from_config(mem0_config(base))
+    ours = memory_plugins_mem0.AsyncMemory.from_config({"path": str(base / "ours")})
+    yield {"mem0": theirs, "ours": ours}
+    theirs.vector_store.client.close()
+    ours.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_async_memory_has_the_same_shapes_and_errors(
+        async_stores: dict[str, Any], backend: str, user: str) -> None:
+    m = async_stores[backend]
+
+    async def scenario() -> None:
+        added = await m.add(MESSAGES, user_id=user, infer=False)
+        assert [r["memory"] for r in added["results"]] == [x["content"] for x in MESSAGES[1:]]
+        memory_id = added["results"][2]["id"]
+        item = await m.get(memory_id)
+        assert item["memory"] == "I'm allergic to peanuts." and item["user_id"] == user
+        found = await m.search("Which food am I allergic to?", filters={"user_id": user},
+                               top_k=1)
+        assert [r["id"] for r in found["results"]] == [memory_id]
+        assert len((await m.get_all(filters={"user_id": user}))["results"]) == 3
+        assert await m.update(memory_id, text="I'm allergic to cats.") == {
+            "message": "Memory updated successfully!"}
+        assert await m.delete(memory_id) == {"message": "Memory deleted successfully!"}
+        assert [e["event"] for e in await m.history(memory_id)] == ["ADD", "UPDATE", "DELETE"]
+        with pytest.raises(ValueError, match="Top-level entity parameters"):
+            await m.search("x", user_id=user)
+        with pytest.raises(Exception) as excinfo:
+            await m.add("orphan", infer=False)
+        assert excinfo.value.error_code == "VALIDATION_001"
+        assert await m.delete_all(user_id=user) == {"message": "Memories deleted successfully!"}
+
+    asyncio.run(scenario())

@@ -12,6 +12,7 @@ from typing import Any
 
 from memory_plugins import MemoryEngine
 
+from .exceptions import ValidationError
 from .memory import _UNSET, Memory
 
 __all__ = ["AsyncMemory"]
@@ -32,17 +33,37 @@ class AsyncMemory:
         """The memory-plugins engine underneath."""
         return self.sync.engine
 
-    async def add(self, messages: Any, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.add, messages, **kwargs)
+    async def add(self, messages: Any, *, user_id: str | None = None,
+                  agent_id: str | None = None, run_id: str | None = None,
+                  metadata: dict[str, Any] | None = None, timestamp: Any = None,
+                  expiration_date: Any = None, infer: bool = True,
+                  memory_type: str | None = None, prompt: str | None = None,
+                  llm: Any = None) -> dict[str, Any]:
+        if llm is not None:  # Mem0 uses it for procedural memories only
+            raise ValidationError("llm is only used for Mem0's procedural memories, which "
+                                  "are not supported; see the extractor config key",
+                                  "VALIDATION_002")
+        return await asyncio.to_thread(
+            self.sync.add, messages, user_id=user_id, agent_id=agent_id, run_id=run_id,
+            metadata=metadata, timestamp=timestamp, expiration_date=expiration_date,
+            infer=infer, memory_type=memory_type, prompt=prompt)
 
     async def get(self, memory_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.sync.get, memory_id)
 
-    async def get_all(self, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.get_all, **kwargs)
+    async def get_all(self, *, filters: dict[str, Any] | None = None, top_k: int = 20,
+                      show_expired: bool = False, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.get_all, filters=filters, top_k=top_k,
+                                       show_expired=show_expired, **kwargs)
 
-    async def search(self, query: str, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self.sync.search, query, **kwargs)
+    async def search(self, query: str, *, top_k: int = 20,
+                     filters: dict[str, Any] | None = None, threshold: float = 0.1,
+                     rerank: bool = False, explain: bool = False, reference_date: Any = None,
+                     show_expired: bool = False, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            self.sync.search, query, top_k=top_k, filters=filters, threshold=threshold,
+            rerank=rerank, explain=explain, reference_date=reference_date,
+            show_expired=show_expired, **kwargs)
 
     async def update(self, memory_id: str, text: str | None = None,
                      metadata: dict[str, Any] | None = None, expiration_date: Any = _UNSET,
