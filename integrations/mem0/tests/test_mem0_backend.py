@@ -17,7 +17,9 @@ from memory_plugins import MemoryEngine, MemoryPluginsError
 
 @pytest.fixture
 def m(tmp_path: Path) -> Iterator[Memory]:
-    with Memory.from_config({"path": str(tmp_path / "memory"), "embedder": "hashing"}) as mem:
+    config = {"path": str(tmp_path / "memory"), "embedder": "hashing",
+              "max_turn_bytes": 65536}
+    with Memory.from_config(config) as mem:
         yield mem
 
 
@@ -133,6 +135,8 @@ def test_user_scope_is_the_core_user(m: Memory) -> None:
     (lambda m: m.update("1", text="y"), MemoryNotFoundError),
     (lambda m: m.delete("not-an-id"), MemoryNotFoundError),
     (lambda m: m.update("512", text=7), ValidationError),
+    (lambda m: m.add([{"role": "user", "content": "fits"},
+                      {"role": "user", "content": "x" * 70_000}], user_id="u"), ValidationError),
 ])
 def test_bad_input_is_a_clear_error_and_changes_nothing(m: Memory, call: Any,
                                                        error: type[Exception]) -> None:

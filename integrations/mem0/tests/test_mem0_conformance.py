@@ -10,9 +10,11 @@ deliberately differs, the test says so in its name and checks both sides.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as dt
 import hashlib
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 
 _HOME = tempfile.mkdtemp(prefix="mem0-home-")
+atexit.register(shutil.rmtree, _HOME, True)
 os.environ["MEM0_TELEMETRY"] = "False"  # no network here; read when mem0 is imported
 os.environ["MEM0_DIR"] = _HOME  # mem0 writes its config there, not in ~/.mem0
 

@@ -368,6 +368,12 @@ class Memory:
             raise ValidationError(f"prompt must be a str, got {prompt!r}")
         when = _timestamp(timestamp)
         items = _normalise_messages(messages)
+        limit = self._engine.settings.max_turn_bytes
+        for item in items:  # checked before the first message is stored
+            size = len(item["content"].encode("utf-8", "surrogatepass"))
+            if size > limit:
+                raise ValidationError(f"a message is {size} bytes; the limit is {limit} "
+                                      "(setting max_turn_bytes)", "VALIDATION_011")
         with self._lock:
             key = self._register(scope)
             fresh = (self._dedupe.new_messages(key, items) if self.config.dedupe
