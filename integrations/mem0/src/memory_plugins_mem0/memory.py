@@ -13,7 +13,7 @@ What each call becomes:
   config, that function's facts are stored instead (``add`` each, as given).
 * ``add(infer=False)`` stores each message as one memory, as given (``add``).
 * A message this scope already received is not received again (Pipecat re-sends the
-  whole conversation every turn); see ``_Dedupe``.
+  whole conversation every turn); see ``_messages.Dedupe``.
 * ``search`` / ``get_all`` / ``delete_all`` act on every scope the filters select
   (see ``_scopes``), then apply the rest of the filters to each memory.
 """
@@ -21,19 +21,24 @@ What each call becomes:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 import shutil
 import threading
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from memory_plugins import MemoryEngine, MemoryUnit, NotFoundError
-from memory_plugins import ValidationError as CoreValidationError
-from memory_plugins.validation import check_metadata
 
+from ._checks import (
+    check_expiration,
+    check_metadata_arg,
+    check_search_filters,
+    check_timestamp,
+    check_top_k,
+    is_expired,
+    reject_top_level_ids,
+)
 from ._config import Config, parse_config
 from ._items import (
     INTERNAL,
@@ -45,16 +50,16 @@ from ._items import (
     parse_id,
     payload,
 )
+from ._messages import Dedupe, message_hash, normalise_messages
 from ._scopes import (
     ENTITY_KEYS,
     Scope,
     check_entity_id,
-    check_filters,
-    matches,
     parse_scope,
     scope_key,
     scope_matches,
 )
+from ._scopes import matches as filters_match
 from .exceptions import MemoryNotFoundError, ValidationError
 
 __all__ = ["Memory"]
@@ -63,204 +68,6 @@ log = logging.getLogger("memory_plugins_mem0")
 REGISTRY_USER = "mem0=scopes"  # an engine user that logs every scope once; never a scope
 _UNSET: Any = object()
 _SENTENCE_END = re.compile(r"[.!?…\n]+")
-
-
-def _reject_top_level_ids(kwargs: Mapping[str, Any], method: str) -> None:
-    bad = set(kwargs) & set(ENTITY_KEYS)
-    if bad:
-        raise ValidationError(
-            f"Top-level entity parameters {frozenset(bad)} are not supported in {method}(). "
-            "Use filters={'user_id': '...'} instead.", "VALIDATION_004")
-    if kwargs:
-        raise TypeError(f"{method}() got unexpected keyword arguments {sorted(kwargs)}")
-
-
-def _check_top_k(top_k: object, threshold: object = None) -> None:
-    if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-            raise ValidationError("threshold must be a valid number")
-        if threshold < 0 or threshold > 1:
-            raise ValidationError(
-                f"Invalid threshold: {threshold}. Must be between 0 and 1 (inclusive).")
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
-        raise ValidationError("top_k must be a valid integer")
-    if top_k < 0:
-        raise ValidationError(f"Invalid top_k: {top_k}. Must be a non-negative integer.")
-
-
-def _check_filters(filters: object) -> dict[str, Any]:
-    if filters is not None and not isinstance(filters, Mapping):
-        raise ValidationError(f"filters must be a dict, got {type(filters).__name__}")
-    out = dict(filters or {})
-    for key in ENTITY_KEYS:
-        if key in out and not isinstance(out[key], Mapping | list) and out[key] != "*":
-            out[key] = check_entity_id(out[key], key)
-    if not any(key in out for key in ENTITY_KEYS):
-        raise ValidationError(
-            "filters must contain at least one of: user_id, agent_id, run_id. "
-            "Example: filters={'user_id': 'u1'}", "VALIDATION_005")
-    check_filters(out)
-    return out
-
-
-def _metadata(metadata: object) -> dict[str, Any]:
-    try:
-        return dict(check_metadata(metadata) or {})
-    except CoreValidationError as exc:  # ours: the same, with Mem0's fields
-        raise ValidationError(str(exc), "VALIDATION_010") from None
-
-
-def _expiration(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value).isoformat()
-        except ValueError:
-            raise ValidationError(
-                "expiration_date must be a valid date in YYYY-MM-DD format.") from None
-    raise ValidationError("expiration_date must be a date string in YYYY-MM-DD format.")
-
-
-def _expired(item: Mapping[str, Any]) -> bool:
-    when = item.get("expiration_date")
-    if not when:
-        return False
-    try:
-        return dt.date.fromisoformat(str(when)) < dt.datetime.now(dt.UTC).date()
-    except ValueError:
-        return False
-
-
-def _timestamp(value: Any) -> dt.datetime | float | None:
-    """Conversation time for ``add`` (a datetime, POSIX seconds or an ISO string)."""
-    if isinstance(value, str):
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ValidationError(f"timestamp must be ISO 8601, got {value!r}") from None
-    return value  # type: ignore[no-any-return]  # the engine validates the rest
-
-
-def _text_of(content: Any) -> str | None:
-    """A message's text: a str, or the text parts of an OpenAI content list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p.get("text") for p in content
-                 if isinstance(p, Mapping) and p.get("type") == "text"]
-        if parts and all(isinstance(p, str) for p in parts):
-            return "\n".join(p for p in parts if isinstance(p, str))
-    return None
-
-
-def _normalise_messages(messages: object) -> list[dict[str, Any]]:
-    """Mem0's accepted forms, checked before anything is stored: str, dict, list[dict].
-    Like Mem0, entries without role or content and system messages are skipped."""
-    if isinstance(messages, str):
-        messages = [{"role": "user", "content": messages}]
-    elif isinstance(messages, Mapping):
-        messages = [messages]
-    elif not isinstance(messages, list):
-        raise ValidationError(
-            "messages must be str, dict, or list[dict]", "VALIDATION_003",
-            {"provided_type": type(messages).__name__,
-             "valid_types": ["str", "dict", "list[dict]"]},
-            "Convert your input to a string, dictionary, or list of dictionaries.")
-    out = []
-    for message in messages:
-        if not isinstance(message, Mapping):  # Mem0 fails with an AttributeError here
-            raise ValidationError(
-                f"messages must be str, dict, or list[dict]; an entry is a "
-                f"{type(message).__name__}", "VALIDATION_003")
-        if message.get("role") is None or message.get("content") is None:
-            log.warning("Skipping invalid message format: %r", message)
-            continue
-        role = message["role"]
-        if role == "system":
-            continue
-        if not isinstance(role, str) or not role or len(role) > 64 or role == "memory":
-            raise ValidationError(f"a message's role must be a short str (not 'memory'), "
-                                  f"got {role!r}", "VALIDATION_006")
-        text = _text_of(message["content"])
-        if text is None:
-            raise ValidationError("a message's content must be a str or a list of text parts, "
-                                  f"got {type(message['content']).__name__}", "VALIDATION_007")
-        name = message.get("name")
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise ValidationError(f"a message's name must be a non-empty str, got {name!r}",
-                                  "VALIDATION_008")
-        if not text.strip():
-            continue  # nothing to remember (Mem0 would store an empty memory)
-        out.append({"role": role, "content": text, "name": name})
-    return out
-
-
-def _message_hash(message: Mapping[str, Any]) -> str:
-    raw = f"{message['role']}\0{message.get('name') or ''}\0{message['content']}"
-    return hashlib.md5(raw.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class _Dedupe:
-    """How many times each message (role, name, content) a scope has received.
-
-    Pipecat's Mem0MemoryService sends the whole conversation on every turn; a store
-    that kept each copy would grow quadratically. A message is received again only as
-    many times as it occurs in one call more often than the scope received it before,
-    so a re-sent transcript adds only its new messages, and a message said twice in
-    one conversation is kept twice. Counts come from the store the first time a scope
-    is used in this process (its turns, and the memories ``infer=False`` added), then
-    live in memory; deleting an ``infer=False`` memory forgets its message.
-    """
-
-    def __init__(self, engine: MemoryEngine) -> None:
-        self._engine = engine
-        self._counts: dict[str, Counter[str]] = {}
-
-    def counts(self, key: str) -> Counter[str]:
-        found = self._counts.get(key)
-        if found is None:
-            found = Counter()
-            for turn in self._engine.turns(user_id=key):
-                info = (turn.metadata or {}).get(INTERNAL)
-                if turn.role != "memory" and isinstance(info, dict) and info.get("msg"):
-                    found[info["msg"]] += 1
-            for unit in self._engine.memories(user_id=key):
-                info = internal(unit)
-                if info.get("via") == "add" and info.get("msg"):
-                    found[info["msg"]] += 1
-                for src in info.get("src") or ():
-                    found[src] = max(found[src], 1)
-            self._counts[key] = found
-        return found
-
-    def new_messages(self, key: str, messages: list[dict[str, Any]]
-                     ) -> list[tuple[dict[str, Any], str]]:
-        seen = self.counts(key)
-        used: Counter[str] = Counter()
-        fresh = []
-        for message in messages:
-            digest = _message_hash(message)
-            used[digest] += 1
-            if used[digest] > seen[digest]:
-                fresh.append((message, digest))
-        return fresh
-
-    def received(self, key: str, digest: str) -> None:
-        self.counts(key)[digest] += 1
-
-    def forgotten(self, key: str, unit: MemoryUnit) -> None:
-        info = internal(unit)
-        counts = self._counts.get(key)
-        if counts is not None and info.get("via") == "add" and counts[info.get("msg", "")] > 0:
-            counts[info["msg"]] -= 1
-
-    def clear(self) -> None:
-        self._counts.clear()
 
 
 class Memory:
@@ -276,7 +83,7 @@ class Memory:
         self._owns_engine = self.config.engine is None
         self._engine = self.config.engine or self._open()
         self._lock = threading.RLock()
-        self._dedupe = _Dedupe(self._engine)
+        self._dedupe = Dedupe(self._engine)
         self._scopes: dict[str, Scope] | None = None  # engine user -> scope, this process
 
     @classmethod
@@ -351,12 +158,12 @@ class Memory:
                 "At least one of 'user_id', 'agent_id', or 'run_id' must be provided.",
                 "VALIDATION_001", {"provided_ids": ids},
                 "Please provide at least one identifier to scope the memory operation.")
-        meta = _metadata(metadata)
+        meta = check_metadata_arg(metadata)
         for key in [k for k in meta if k in (*ENTITY_KEYS, "actor_id", INTERNAL)]:
             log.warning("add(): ignoring metadata['%s'] - identity fields cannot be set "
                         "through metadata", key)
             del meta[key]
-        expires = _expiration(expiration_date)
+        expires = check_expiration(expiration_date)
         if memory_type is not None:
             raise ValidationError(
                 "memory_type is not supported: Mem0's procedural memories are an LLM's "
@@ -366,8 +173,8 @@ class Memory:
             raise ValidationError(f"infer must be a bool, got {infer!r}")
         if prompt is not None and not isinstance(prompt, str):
             raise ValidationError(f"prompt must be a str, got {prompt!r}")
-        when = _timestamp(timestamp)
-        items = _normalise_messages(messages)
+        when = check_timestamp(timestamp)
+        items = normalise_messages(messages)
         limit = self._engine.settings.max_turn_bytes
         for item in items:  # checked before the first message is stored
             size = len(item["content"].encode("utf-8", "surrogatepass"))
@@ -377,7 +184,7 @@ class Memory:
         with self._lock:
             key = self._register(scope)
             fresh = (self._dedupe.new_messages(key, items) if self.config.dedupe
-                     else [(m, _message_hash(m)) for m in items])
+                     else [(m, message_hash(m)) for m in items])
             if not fresh:
                 return {"results": []}
             if not infer:
@@ -484,16 +291,16 @@ class Memory:
     def get_all(self, *, filters: dict[str, Any] | None = None, top_k: int = 20,
                 show_expired: bool = False, **kwargs: Any) -> dict[str, Any]:
         """The memories the filters select, oldest first, at most ``top_k``."""
-        _reject_top_level_ids(kwargs, "get_all")
-        _check_top_k(top_k)
-        wanted = _check_filters(filters)
+        reject_top_level_ids(kwargs, "get_all")
+        check_top_k(top_k)
+        wanted = check_search_filters(filters)
         out: list[dict[str, Any]] = []
         for key, scope in self._resolve(wanted):
             if len(out) >= top_k:
                 break
             for unit in self._engine.memories(user_id=key):
                 item = memory_item(unit, scope, with_score=False)
-                if (show_expired or not _expired(item)) and matches(payload(unit, scope),
+                if (show_expired or not is_expired(item)) and filters_match(payload(unit, scope),
                                                                     wanted):
                     out.append(item)
                     if len(out) >= top_k:
@@ -509,14 +316,14 @@ class Memory:
         if reference_date is not None:
             raise ValidationError("reference_date is a Mem0 Platform feature; the open-source "
                                   "API (and this one) does not take it")
-        _reject_top_level_ids(kwargs, "search")
-        _check_top_k(top_k, threshold)
+        reject_top_level_ids(kwargs, "search")
+        check_top_k(top_k, threshold)
         if not isinstance(query, str):
             raise ValidationError("Invalid query: must be a non-empty string.")
         query = query.strip()
         if not query:
             raise ValidationError("Invalid query: cannot be empty or whitespace-only.")
-        wanted = _check_filters(filters)
+        wanted = check_search_filters(filters)
         if top_k == 0:
             return {"results": []}
         only_ids = set(wanted) <= set(ENTITY_KEYS) and all(
@@ -528,7 +335,7 @@ class Memory:
                 if hit.score < (threshold or 0.0):
                     continue
                 item = memory_item(hit.memory, scope, score=hit.score)
-                if (show_expired or not _expired(item)) and matches(
+                if (show_expired or not is_expired(item)) and filters_match(
                         payload(hit.memory, scope), wanted):
                     scored.append((hit.score, hit.memory.id, key, scope, hit.memory))
         scored.sort(key=lambda s: (-s[0], s[1]))
@@ -589,8 +396,8 @@ class Memory:
                 "At least one of text, metadata, or expiration_date must be provided.")
         if text is not None and not isinstance(text, str):
             raise ValidationError(f"text must be a str, got {type(text).__name__}")
-        extra = _metadata(metadata)
-        expires = _UNSET if expiration_date is _UNSET else _expiration(expiration_date)
+        extra = check_metadata_arg(metadata)
+        expires = _UNSET if expiration_date is _UNSET else check_expiration(expiration_date)
         with self._lock:
             found = self._live(memory_id)
             if found is None:
@@ -649,7 +456,7 @@ class Memory:
                 self._engine.close()
                 shutil.rmtree(self.config.path, ignore_errors=True)
                 self._engine = self._open()
-                self._dedupe = _Dedupe(self._engine)
+                self._dedupe = Dedupe(self._engine)
                 self._scopes = None
                 return
             for key in list(self._known_scopes()):
