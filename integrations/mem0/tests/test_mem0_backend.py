@@ -129,6 +129,8 @@ def test_user_scope_is_the_core_user(m: Memory) -> None:
     (lambda m: m.add("x", user_id="u", memory_type="procedural_memory"), ValidationError),
     (lambda m: m.add("x", user_id="u", expiration_date="soon"), ValidationError),
     (lambda m: m.add("x", user_id="u", timestamp="yesterday"), ValidationError),
+    (lambda m: m.add("x", user_id="u", agent_id="new", timestamp=float("nan")),
+     ValidationError),
     (lambda m: m.add("x", user_id="u", infer="yes"), ValidationError),
     (lambda m: m.search("x", filters={"user_id": "u", "n": {"regex": "."}}), ValidationError),
     (lambda m: m.search("x", filters="u"), ValidationError),
@@ -142,8 +144,10 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(m: Memory, call: Any,
                                                        error: type[Exception]) -> None:
     kept = m.add("Keep me.", user_id="u", infer=False)["results"][0]
     before = list(m.engine.turns(user_id="u"))
+    scopes = list(m.engine.turns(user_id="mem0=scopes"))
     with pytest.raises(error) as excinfo:
         call(m)
+    assert list(m.engine.turns(user_id="mem0=scopes")) == scopes
     assert isinstance(excinfo.value, MemoryPluginsError) and isinstance(excinfo.value,
                                                                         ValueError)
     assert list(m.engine.turns(user_id="u")) == before

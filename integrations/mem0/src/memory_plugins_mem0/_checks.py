@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from memory_plugins import ValidationError as CoreValidationError
-from memory_plugins.validation import check_metadata
+from memory_plugins.validation import check_metadata, to_timestamp
 
 from ._scopes import ENTITY_KEYS, check_entity_id, check_filters
 from .exceptions import ValidationError
@@ -92,7 +92,11 @@ def check_timestamp(value: Any) -> dt.datetime | float | None:
     """Conversation time for ``add`` (a datetime, POSIX seconds or an ISO string)."""
     if isinstance(value, str):
         try:
-            return dt.datetime.fromisoformat(value)
+            value = dt.datetime.fromisoformat(value)
         except ValueError:
             raise ValidationError(f"timestamp must be ISO 8601, got {value!r}") from None
-    return value  # type: ignore[no-any-return]  # the engine validates the rest
+    try:
+        to_timestamp(value)  # the engine's own check, before anything is stored
+    except CoreValidationError as exc:
+        raise ValidationError(str(exc), "VALIDATION_012") from None
+    return value  # type: ignore[no-any-return]
