@@ -299,10 +299,9 @@ class Memory:
             if len(out) >= top_k:
                 break
             for unit in self._engine.memories(user_id=key):
-                item = memory_item(unit, scope, with_score=False)
-                if (show_expired or not is_expired(item)) and filters_match(payload(unit, scope),
-                                                                    wanted):
-                    out.append(item)
+                seen = payload(unit, scope)
+                if (show_expired or not is_expired(seen)) and filters_match(seen, wanted):
+                    out.append(memory_item(unit, scope, with_score=False))
                     if len(out) >= top_k:
                         break
         return {"results": out}
@@ -334,9 +333,8 @@ class Memory:
             for hit in self._engine.search(query, user_id=key, limit=fetch):
                 if hit.score < (threshold or 0.0):
                     continue
-                item = memory_item(hit.memory, scope, score=hit.score)
-                if (show_expired or not is_expired(item)) and filters_match(
-                        payload(hit.memory, scope), wanted):
+                seen = payload(hit.memory, scope)
+                if (show_expired or not is_expired(seen)) and filters_match(seen, wanted):
                     scored.append((hit.score, hit.memory.id, key, scope, hit.memory))
         scored.sort(key=lambda s: (-s[0], s[1]))
         chosen = scored[:top_k]
