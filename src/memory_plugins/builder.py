@@ -21,24 +21,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from .dates import annotate
 from .errors import ValidationError
 from .frames import Turn
 from .prompt import (
     MEMORIES_HEADER,
     WHOLE_TURN,
-    WHOLE_TURN_MAX_TOKENS,
     Prompt,
     Source,
-    human_date,
     knapsack,
     level_value,
-    memory_line,
     render_text,
-    turn_line,
 )
 from .recall import Candidate, Entry, query_words
-from .units import MemoryUnit
 
 if TYPE_CHECKING:
     from .engine import MemoryEngine
@@ -196,24 +190,14 @@ class _HistoryCost:
     """
 
     def __init__(self, engine: MemoryEngine, today: dt.date | None) -> None:
-        self.tok = engine.tokenizer
         self.today = today
         self.known: dict[int, tuple[str, int]] = {}
-        self.shared = engine._history_lines  # across builds: a message rarely changes
+        self.lines = engine._lines
 
     def _made(self, turn: Turn) -> tuple[str, int]:
         made = self.known.get(turn.id)
         if made is None:
-            said = turn.datetime
-            dated = said.date() != self.today
-            key = (turn.id, dated)
-            made = self.shared.get(key)
-            if made is None:
-                who = f"{turn.speaker}: " if turn.speaker else ""
-                text = (f"[{human_date(turn.timestamp)}] {who}{annotate(turn.text, said)}"
-                        if dated else who + turn.text)
-                made = (text, self.tok.count(text) + self.tok.per_message)
-                self.shared.put(key, made)
+            made = self.lines.history(turn, turn.datetime.date() != self.today)
             self.known[turn.id] = made
         return made
 
@@ -239,7 +223,7 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
     costs: dict[tuple[int, int], int] = {}
     for i, c in enumerate(candidates):
         opts = []
-        for level, line, tokens in _memory_lines(engine, c.unit, turns.get(c.unit.origin)):
+        for level, line, tokens in engine._lines.memory(c.unit, turns.get(c.unit.origin)):
             lines[(i, level)] = line
             costs[(c.unit.id, level)] = tokens
             opts.append((level, tokens, c.score * level_value(level)))
@@ -274,34 +258,6 @@ def _turns_of(engine: MemoryEngine, candidates: list[Candidate]) -> dict[int, Tu
                 if turn is not None:
                     turns[c.unit.origin] = turn
     return turns
-
-
-def _memory_lines(engine: MemoryEngine, unit: MemoryUnit, turn: Turn | None
-                  ) -> list[tuple[int, str, int]]:
-    """(level, line, tokens with its newline) for each level ``unit`` can be shown
-    at: verbatim (retrieval restores, so a degraded unit may be shown whole, read
-    from the log) and its own level and coarser. Cached across builds: a unit's
-    lines change only when the unit itself does."""
-    key = (unit.id, unit.level, unit.origin, unit.span, unit.value, unit.created_at)
-    made = engine._memory_lines.get(key)
-    if made is None:
-        speaker = turn.speaker if turn is not None else None
-        verbatim = turn.text[unit.span[0]:unit.span[1]] if turn is not None else None
-        said_at = turn.datetime if turn is not None else None
-        out = []
-        for level in (0, *range(max(1, unit.level), 4)):
-            line = memory_line(unit, level, verbatim, speaker, said_at)
-            if line is not None:
-                out.append((level, line, engine.tokenizer.count(line) + 1))
-        if turn is not None and said_at is not None and turn.role != MEMORY_ROLE and (
-                unit.span != (0, len(turn.text))):
-            line = turn_line(turn.text, speaker, said_at)
-            tokens = engine.tokenizer.count(line) + 1
-            if tokens <= WHOLE_TURN_MAX_TOKENS:
-                out.append((WHOLE_TURN, line, tokens))
-        made = tuple(out)
-        engine._memory_lines.put(key, made)
-    return list(made)
 
 
 def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],

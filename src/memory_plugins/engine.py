@@ -39,6 +39,7 @@ from .embed import Embedder, HashingEmbedder, default_embedder
 from .errors import CorruptionError, NotFoundError, ValidationError
 from .events import EventBus
 from .frames import Turn, decode_frame
+from .lines import PromptLines
 from .maintenance import HotCache, Maintainer, yield_gil
 from .prompt import Budget, Prompt
 from .rawlog import VerifyReport
@@ -162,8 +163,7 @@ class MemoryEngine:
         self._recall: Recall | None = None
         # build() reads the same turns and lines again and again: keep them in RAM.
         self._turns: LRU[int, Turn] = LRU(8192)
-        self._history_lines: LRU[tuple[int, bool], tuple[str, int]] = LRU(8192)
-        self._memory_lines: LRU[tuple[Any, ...], tuple[tuple[int, str, int], ...]] = LRU(8192)
+        self._lines = PromptLines(lambda: self.tokenizer)
         self._applied_hint = 0  # last turn this process saw applied (a lower bound)
         self._maintainer: Maintainer | None = None
         self._maintainer_lock = threading.Lock()
@@ -194,13 +194,18 @@ class MemoryEngine:
         result, changes = self._store.ws.write(run)
         for user_id, ch in changes.items():
             self._hot.apply(user_id, ch)
-            if self._recall is not None:
+            if self._recall is not None:  # build() is in use: keep its indexes ready
                 self._recall.apply(user_id, ch, self._cue)
+                self._warm_lines(list(ch.touched()))
             if ch.added:
                 self.events.emit("memory_store", {
                     "user_id": user_id, "memory_ids": [u.id for u in ch.added],
                     "turn_id": ch.added[-1].origin})
         return result
+
+    def _warm_lines(self, units: list[MemoryUnit]) -> None:
+        with self._store.log.read() as txn:
+            self._lines.warm(units, lambda turn_id: self._turn(txn, turn_id))
 
     def _cue(self, unit: MemoryUnit) -> str:
         with self._store.log.read() as txn:

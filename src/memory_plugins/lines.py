@@ -1,0 +1,90 @@
+"""The lines a prompt is made of, with their token counts, cached across builds.
+
+Counting tokens is most of what packing a prompt costs, and the same memories
+and turns come back build after build: each line is made and counted once, and
+the background worker makes the lines of new and changed memories before any
+build asks for them (as it embeds them), so build() mostly finds them ready.
+A turn never changes in the log, and a memory's lines are keyed by everything
+they are made from, so nothing here is ever stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .cache import LRU
+from .dates import annotate
+from .frames import Turn
+from .prompt import WHOLE_TURN, WHOLE_TURN_MAX_TOKENS, human_date, memory_line, turn_line
+from .tokenizers import Tokenizer
+from .units import MemoryUnit
+
+__all__ = ["PromptLines"]
+
+MEMORY_ROLE = "memory"
+Lines = tuple[tuple[int, str, int], ...]  # (level, line, tokens with its newline)
+
+
+class PromptLines:
+    def __init__(self, tokenizer: Callable[[], Tokenizer], size: int = 8192) -> None:
+        self._tokenizer = tokenizer
+        self._memories: LRU[tuple[Any, ...], Lines] = LRU(size)
+        self._turns: LRU[int, tuple[str, int]] = LRU(size)  # a turn as a memory line
+        self._history: LRU[tuple[int, bool], tuple[str, int]] = LRU(size)
+
+    def history(self, turn: Turn, dated: bool) -> tuple[str, int]:
+        """A turn as a history message and its tokens (template overhead included).
+        ``dated``: prefixed with its day and its relative dates resolved (for a
+        turn from another day than the conversation's latest)."""
+        key = (turn.id, dated)
+        made = self._history.get(key)
+        if made is None:
+            tok = self._tokenizer()
+            who = f"{turn.speaker}: " if turn.speaker else ""
+            text = (f"[{human_date(turn.timestamp)}] {who}{annotate(turn.text, turn.datetime)}"
+                    if dated else who + turn.text)
+            made = (text, tok.count(text) + tok.per_message)
+            self._history.put(key, made)
+        return made
+
+    def memory(self, unit: MemoryUnit, turn: Turn | None) -> Lines:
+        """Each way ``unit`` can be shown: verbatim (retrieval restores, so a degraded
+        unit may be shown whole, read from the log), its own level and coarser, and
+        its whole source turn when that is more than the sentence."""
+        key = (unit.id, unit.level, unit.origin, unit.span, unit.value, unit.created_at)
+        made = self._memories.get(key)
+        if made is None:
+            tok = self._tokenizer()
+            speaker = turn.speaker if turn is not None else None
+            verbatim = turn.text[unit.span[0] : unit.span[1]] if turn is not None else None
+            said_at = turn.datetime if turn is not None else None
+            out = []
+            for level in (0, *range(max(1, unit.level), 4)):
+                line = memory_line(unit, level, verbatim, speaker, said_at)
+                if line is not None:
+                    out.append((level, line, tok.count(line) + 1))
+            if turn is not None and turn.role != MEMORY_ROLE and (
+                    unit.span != (0, len(turn.text))):
+                line, tokens = self._whole_turn(turn)
+                if tokens <= WHOLE_TURN_MAX_TOKENS:
+                    out.append((WHOLE_TURN, line, tokens))
+            made = tuple(out)
+            self._memories.put(key, made)
+        return made
+
+    def _whole_turn(self, turn: Turn) -> tuple[str, int]:
+        made = self._turns.get(turn.id)
+        if made is None:
+            line = turn_line(turn.text, turn.speaker, turn.datetime)
+            made = (line, self._tokenizer().count(line) + 1)
+            self._turns.put(turn.id, made)
+        return made
+
+    def warm(self, units: list[MemoryUnit], turn_of: Callable[[int], Turn | None]) -> None:
+        """Make the lines of ``units`` (new or changed) before a build needs them."""
+        for unit in units:
+            turn = turn_of(unit.origin)
+            self.memory(unit, turn)
+            if turn is not None and turn.role != MEMORY_ROLE:
+                self.history(turn, True)
