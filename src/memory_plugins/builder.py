@@ -131,9 +131,12 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
 
         def entries() -> list[Entry]:
             limit = engine.settings.recall_forgotten_units
-            return ([Entry(u, ws.cue(tx.log, u)) for u in ws.iter_units(tx, user_id)]
-                    + [Entry(u, ws.cue(tx.log, u), forgotten=True) for u in
-                       ws.recently_forgotten(tx, user_id, limit, FORGOTTEN_SCAN * limit)])
+            found = ([Entry(u, ws.cue(tx.log, u)) for u in ws.iter_units(tx, user_id)]
+                     + [Entry(u, ws.cue(tx.log, u), forgotten=True) for u in
+                        ws.recently_forgotten(tx, user_id, limit, FORGOTTEN_SCAN * limit)])
+            # A new index: its lines too, once (later the worker keeps them ready).
+            engine._lines.warm([e.unit for e in found], lambda t: engine._turn(tx.log, t))
+            return found
 
         index = recall.get(user_id, state.version, entries)
         words = query_words(query)
