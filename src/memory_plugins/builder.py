@@ -42,8 +42,7 @@ __all__ = ["build_prompt", "recall_candidates"]
 
 DEFAULT_SYSTEM = ("You are a helpful assistant with a long-term memory. Use the memories "
                   "and the conversation below to answer.")
-CANDIDATES = 192  # recall candidates, scored by turn
-PACKED = 128  # of them, the best the packer chooses from (about twice what fits)
+CANDIDATES = 192  # recall candidates the packer chooses from
 COLD_SUBJECTS, COLD_PER_TERM, COLD_LIMIT = 4, 8, 64  # bounds of the cold recall per build
 FORGOTTEN_SCAN = 2  # an index rebuild looks for forgotten units in this x limit turns
 TURN_SHARE = 0.6  # of a turn's other candidates' scores each of its candidates gains
@@ -85,7 +84,7 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     # 3. memories
     memory_budget = budget.memories + (budget.system - system_tokens)
     candidates = _by_turn(recall_candidates(engine, user_id, current))
-    candidates = [c for c in candidates if c.unit.origin not in recent_ids][:PACKED]
+    candidates = [c for c in candidates if c.unit.origin not in recent_ids]
     lines, chosen, turns, costs = _pack_memories(engine, candidates, system_text, memory_budget)
     system_content = system_text + ("\n\n" + MEMORIES_HEADER + "\n" + "\n".join(lines)
                                     if lines else "")
