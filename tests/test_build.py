@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_plugins import MemoryEngine, ValidationError
-from memory_plugins.prompt import Budget
+from memory_plugins.prompt import Budget, knapsack
 from memory_plugins.tokenizers import CallableTokenizer, TiktokenTokenizer
 
 START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
@@ -235,3 +235,20 @@ def test_each_source_says_what_it_showed(mem: MemoryEngine) -> None:
     prompt.sources[0].metadata["n"] = "changed by the caller"  # type: ignore[index]
     again = mem.build("Where do I work?", user_id="u")
     assert all(s.metadata != {"n": "changed by the caller"} for s in again.sources)
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 60),
+                                         st.floats(0.01, 5.0)), min_size=1, max_size=5),
+                      max_size=30),
+       budget=st.integers(0, 400))
+def test_knapsack_stays_in_budget_and_ignores_option_order(items, budget) -> None:  # type: ignore[no-untyped-def]
+    options = [list({level: (level, cost, value) for level, cost, value in opts}.values())
+               for opts in items]  # one option per level, as the packer makes them
+    picks = knapsack(options, budget)
+    cost = {(i, level): c for i, opts in enumerate(options) for level, c, _v in opts}
+    assert sum(cost[(i, level)] for i, level in picks.items()) <= budget
+    value = {(i, level): v for i, opts in enumerate(options) for level, _c, v in opts}
+    reordered = knapsack([opts[::-1] for opts in options], budget)  # same value either way
+    assert sum(value[(i, lv)] for i, lv in reordered.items()) == pytest.approx(
+        sum(value[(i, lv)] for i, lv in picks.items()))

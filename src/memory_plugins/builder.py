@@ -18,7 +18,6 @@ the total is checked against the budget before the prompt is returned.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
@@ -164,8 +163,9 @@ def _by_turn(candidates: list[Candidate]) -> list[Candidate]:
     total: dict[int, float] = {}
     for c in candidates:
         total[c.unit.origin] = total.get(c.unit.origin, 0.0) + c.score
-    out = [dataclasses.replace(c, score=c.score + TURN_SHARE * (total[c.unit.origin] - c.score))
-           for c in candidates]
+    out = [Candidate(c.unit, c.cue, c.forgotten,
+                     c.score + TURN_SHARE * (total[c.unit.origin] - c.score),
+                     c.vector, c.keyword, c.alive) for c in candidates]
     return sorted(out, key=lambda c: (-c.score, c.unit.id))
 
 
