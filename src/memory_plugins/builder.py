@@ -6,9 +6,10 @@ Order of work (each section inside its budget, see ``prompt.py``):
 2. current input, cut to its budget (reported in ``truncated``); if the host
    already observed it (LlamaIndex's SimpleChatEngine does), it is not repeated
    in the history: it appears once, in the current section;
-3. memories: hybrid recall over the user's working set, then a knapsack over
-   fidelity levels (a verbatim sentence, or its compressed form and room for more);
-   units whose turn is in the recent history are not repeated;
+3. memories: hybrid recall over the user's working set and recently forgotten
+   units, scored by turn, then a knapsack over how to show each (its whole source
+   turn, its sentence, or a compressed form and room for more); units whose turn
+   is in the recent history are not repeated;
 4. history: the most recent turns verbatim, newest first, then the source turns of
    the best memories, shown in time order.
 
@@ -33,6 +34,7 @@ from .prompt import (
     render_text,
 )
 from .recall import Candidate, Entry, query_words
+from .workingset import caller_metadata, cue
 
 if TYPE_CHECKING:
     from .engine import MemoryEngine
@@ -84,7 +86,9 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     memory_budget = budget.memories + (budget.system - system_tokens)
     candidates = _by_turn(recall_candidates(engine, user_id, current))
     candidates = [c for c in candidates if c.unit.origin not in recent_ids]
-    lines, chosen, turns, costs = _pack_memories(engine, candidates, system_text, memory_budget)
+    turns = _turns_of(engine, candidates)
+    lines, chosen, costs = _pack_memories(engine, candidates, turns, system_text,
+                                          memory_budget)
     system_content = system_text + ("\n\n" + MEMORIES_HEADER + "\n" + "\n".join(lines)
                                     if lines else "")
     memory_tokens = tok.count(system_content) - tok.count(system_text)
@@ -92,7 +96,7 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     # 4. history
     history_budget = (budget.history + (memory_budget - memory_tokens)
                       + (budget.current - current_tokens))
-    history, history_sources = _pack_history(engine, user_id, recent, candidates, chosen,
+    history, history_sources = _pack_history(user_id, recent, candidates, turns, chosen,
                                              history_budget, cost)
 
     messages = [{"role": "system", "content": system_content}, *history,
@@ -132,11 +136,14 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
 
         def entries() -> list[Entry]:
             limit = engine.settings.recall_forgotten_units
-            found = ([Entry(u, ws.cue(tx.log, u)) for u in ws.iter_units(tx, user_id)]
-                     + [Entry(u, ws.cue(tx.log, u), forgotten=True) for u in
+            def turn_of(turn_id: int) -> Turn | None:
+                return engine._turn(tx.log, turn_id)
+
+            found = ([Entry(u, cue(u, turn_of(u.origin))) for u in ws.iter_units(tx, user_id)]
+                     + [Entry(u, cue(u, turn_of(u.origin)), forgotten=True) for u in
                         ws.recently_forgotten(tx, user_id, limit, FORGOTTEN_SCAN * limit)])
             # A new index: its lines too, once (later the worker keeps them ready).
-            engine._lines.warm([e.unit for e in found], lambda t: engine._turn(tx.log, t))
+            engine._lines.warm([e.unit for e in found], turn_of)
             return found
 
         index = recall.get(user_id, state.version, entries)
@@ -147,7 +154,7 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
         terms = [*words, *(f"{s}|{w}" for s in subjects for w in words)]
         cold = [u for u in ws.forgotten_mentioning(tx, user_id, terms, COLD_PER_TERM,
                                                    COLD_LIMIT) if u.id not in indexed]
-        cold_cues = [ws.cue(tx.log, u) for u in cold]
+        cold_cues = [cue(u, engine._turn(tx.log, u.origin)) for u in cold]
     vector = recall.embedder.embed([query])[0] if query.strip() else None
     warm = recall.search(index, query, state.now, CANDIDATES, vector)
     if not cold:
@@ -225,16 +232,16 @@ class _HistoryCost:
         return self._made(turn)[1]
 
 
-def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_text: str,
-                   budget: int) -> tuple[list[str], list[tuple[Candidate, int, str]],
-                                         dict[int, Turn], dict[tuple[int, int], int]]:
-    """The memory lines to show, the candidates and levels they show, the source
-    turns read, and the tokens of each (unit id, level) line, newline included."""
+def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], turns: dict[int, Turn],
+                   system_text: str, budget: int
+                   ) -> tuple[list[str], list[tuple[Candidate, int, str]],
+                              dict[tuple[int, int], int]]:
+    """The memory lines to show, the candidates and levels they show, and the
+    tokens of each (unit id, level) line, newline included."""
     tok = engine.tokenizer
     header = tok.count(system_text + "\n\n" + MEMORIES_HEADER + "\n") - tok.count(system_text)
     if not candidates or budget <= header:
-        return [], [], {}, {}
-    turns = _turns_of(engine, candidates)
+        return [], [], {}
     options: list[list[tuple[int, int, float]]] = []
     lines: dict[tuple[int, int], str] = {}
     costs: dict[tuple[int, int], int] = {}
@@ -262,7 +269,7 @@ def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], system_tex
         weakest = min(range(len(chosen)),
                       key=lambda k: (chosen[k][0].score * level_value(chosen[k][1]), k))
         chosen.pop(weakest)
-    return [line for _c, _l, line in chosen], chosen, turns, costs
+    return [line for _c, _l, line in chosen], chosen, costs
 
 
 def _turns_of(engine: MemoryEngine, candidates: list[Candidate]) -> dict[int, Turn]:
@@ -277,8 +284,8 @@ def _turns_of(engine: MemoryEngine, candidates: list[Candidate]) -> dict[int, Tu
     return turns
 
 
-def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
-                  candidates: list[Candidate], chosen: list[tuple[Candidate, int, str]],
+def _pack_history(user_id: str, recent: list[Turn], candidates: list[Candidate],
+                  turns: dict[int, Turn], chosen: list[tuple[Candidate, int, str]],
                   budget: int, cost_of: _HistoryCost
                   ) -> tuple[list[dict[str, str]], list[Source]]:
     """The recent turns, then the turns behind the best candidates that the
@@ -293,20 +300,19 @@ def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
         used += cost
     seen = {t.id for t in picked} | {c.unit.origin for c, _l, _t in chosen}
     scores: dict[int, float] = {}
-    with engine._store.log.read() as txn:
-        for c in candidates:
-            if c.unit.origin in seen:
-                continue
-            source = engine._turn(txn, c.unit.origin)
-            if source is None or source.user_id != user_id or source.role == MEMORY_ROLE:
-                continue
-            cost = cost_of(source)
-            if used + cost > budget:
-                continue
-            picked.append(source)
-            seen.add(source.id)
-            scores[source.id] = c.score
-            used += cost
+    for c in candidates:
+        if c.unit.origin in seen:
+            continue
+        source = turns.get(c.unit.origin)
+        if source is None or source.user_id != user_id or source.role == MEMORY_ROLE:
+            continue
+        cost = cost_of(source)
+        if used + cost > budget:
+            continue
+        picked.append(source)
+        seen.add(source.id)
+        scores[source.id] = c.score
+        used += cost
     picked.sort(key=lambda t: t.id)
     messages = [{"role": "assistant" if t.role == "assistant" else "user",
                  "content": cost_of.content(t)} for t in picked]
@@ -316,10 +322,7 @@ def _pack_history(engine: MemoryEngine, user_id: str, recent: list[Turn],
 
 
 def _metadata(c: Candidate, turns: dict[int, Turn]) -> dict[str, Any] | None:
-    if c.unit.metadata is not None:
-        return _copy(c.unit.metadata)
-    turn = turns.get(c.unit.origin)
-    return None if turn is None or turn.role == MEMORY_ROLE else _copy(turn.metadata)
+    return _copy(caller_metadata(c.unit, turns.get(c.unit.origin)))
 
 
 def _copy(metadata: dict[str, Any] | None) -> dict[str, Any] | None:

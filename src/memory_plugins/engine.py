@@ -49,7 +49,7 @@ from .storage import Store, unpack_u64, user_key
 from .tokenizers import Tokenizer, resolve_tokenizer
 from .units import GONE, LEVEL_NAMES, MemoryUnit
 from .validation import check_id, check_int_id, check_metadata, to_timestamp
-from .workingset import Changes, Tx, UserState, WorkingSet
+from .workingset import Changes, Tx, UserState, WorkingSet, caller_metadata, cue
 
 __all__ = ["DeepHit", "HealthReport", "MemoryEngine", "MemoryEvent", "Stats"]
 
@@ -209,7 +209,7 @@ class MemoryEngine:
 
     def _cue(self, unit: MemoryUnit) -> str:
         with self._store.log.read() as txn:
-            return self._ws.cue(txn, unit)
+            return cue(unit, self._turn(txn, unit.origin))
 
     # -- the tokenizer, the embedder and the recall indexes (loaded on first use) ----
 
@@ -361,15 +361,10 @@ class MemoryEngine:
                     full = self._ws.rebuild(tx, c.unit)
                     if full is None:
                         continue
-                    shown = full.evolve(metadata=self._turn_metadata(tx, full))
+                    turn = self._turn(tx.log, full.origin)
+                    shown = full.evolve(metadata=caller_metadata(full, turn))
                 hits.append(SearchHit(shown, round(c.score, 6)))
         return hits
-
-    def _turn_metadata(self, tx: Tx, unit: MemoryUnit) -> dict[str, Any] | None:
-        if unit.metadata is not None:
-            return unit.metadata
-        turn = rawlog.get_turn(self._store.log, tx.log, unit.origin)
-        return None if turn is None or turn.role == _MEMORY_ROLE else turn.metadata
 
     def deep_recall(self, query: str, *, user_id: str = "default", time_budget_ms: float = 500,
                     limit: int = 10,
@@ -528,9 +523,7 @@ class MemoryEngine:
         if level >= GONE:
             return None
         turn = rawlog.get_turn(self._store.log, tx.log, unit.origin)
-        meta = unit.metadata
-        if meta is None and turn is not None and turn.role != _MEMORY_ROLE:
-            meta = turn.metadata
+        meta = caller_metadata(unit, turn)
         verbatim = turn.text[unit.span[0]:unit.span[1]] if turn is not None and not level else None
         return unit.degraded_to(level).evolve(verbatim=verbatim, metadata=meta,
                                              strength=unit.retention(now))

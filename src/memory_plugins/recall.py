@@ -228,19 +228,17 @@ class Recall:
                 del self.indexes[user_id]
                 return
             touched = list(ch.touched())
-            fresh = [u for u in touched if not index.has_cue_for(u)]
+            fresh = {u.id: u for u in touched if not index.has_cue_for(u)}
         # Reading the log and embedding happen outside the lock (searches go on).
-        cues = [cue_of(u) for u in fresh]
-        vectors = self.embedder.embed(cues) if cues else None
+        cues = {unit_id: cue_of(u) for unit_id, u in fresh.items()}
+        vectors = dict(zip(cues, self.embedder.embed(list(cues.values())), strict=True)
+                       ) if cues else {}
         with self.lock:
             if self.indexes.get(user_id) is not index or index.version != ch.since:
                 self.indexes.pop(user_id, None)  # raced with another write: rebuild later
                 return
-            for n, unit in enumerate(fresh):
-                assert vectors is not None
-                index.upsert(unit, cues[n], vectors[n])
-            for unit in touched:
-                index.upsert(unit, None, None)
+            for unit in touched:  # a new or re-worded unit brings its cue and vector
+                index.upsert(unit, cues.get(unit.id), vectors.get(unit.id))
             for unit_id in ch.forgotten:
                 index.forget(unit_id)
             for unit_id in ch.deleted:

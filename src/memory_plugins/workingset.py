@@ -122,6 +122,24 @@ def _is_added_memory(turn: Turn, unit_id: int) -> bool:
     return unit_id & 0xFF == 0 and (turn.metadata or {}).get("op") == "add"
 
 
+def cue(unit: MemoryUnit, turn: Turn | None) -> str:
+    """What recall indexes a unit by, whatever its level: its whole sentence and
+    who said it, from its source ``turn``. Degradation changes what a memory
+    shows, not what can bring it back: a matching query restores it."""
+    if turn is None:
+        return unit.form(max(unit.level, 1)) or ""
+    sentence = turn.text[unit.span[0] : unit.span[1]]
+    return f"{turn.speaker}: {sentence}" if turn.speaker else sentence
+
+
+def caller_metadata(unit: MemoryUnit, turn: Turn | None) -> dict[str, Any] | None:
+    """The caller's metadata of a memory: add()'s own, else its source turn's (a
+    turn logged by add/update/delete carries our operation, not the caller's)."""
+    if unit.metadata is not None:
+        return unit.metadata
+    return None if turn is None or turn.role == "memory" else turn.metadata
+
+
 def when_of(turn: Turn) -> dt.datetime:
     return turn.datetime
 
@@ -411,16 +429,6 @@ class WorkingSet:
                         budget -= 1
                     elif self._restore(tx, st, uid, uid >> 8, start, end, now, ch, source):
                         budget -= 1
-
-    def cue(self, log_txn: Any, unit: MemoryUnit) -> str:
-        """What recall indexes a unit by, whatever its level: its whole sentence and
-        who said it, read from the log. Degradation changes what a memory shows,
-        not what can bring it back: a matching query restores it."""
-        turn = rawlog.get_turn(self.log, log_txn, unit.origin)
-        if turn is None:
-            return unit.form(max(unit.level, 1)) or ""
-        sentence = turn.text[unit.span[0] : unit.span[1]]
-        return f"{turn.speaker}: {sentence}" if turn.speaker else sentence
 
     def rebuild(self, tx: Tx, unit: MemoryUnit) -> MemoryUnit | None:
         """``unit`` at full fidelity from the log (its latest text if updated)."""
