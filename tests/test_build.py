@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_plugins import MemoryEngine, ValidationError
-from memory_plugins.prompt import Budget, knapsack
+from memory_plugins.prompt import Budget, hull, knapsack
 from memory_plugins.tokenizers import CallableTokenizer, TiktokenTokenizer
 
 START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
@@ -245,10 +245,10 @@ def test_each_source_says_what_it_showed(mem: MemoryEngine) -> None:
 def test_knapsack_stays_in_budget_and_ignores_option_order(items, budget) -> None:  # type: ignore[no-untyped-def]
     options = [list({level: (level, cost, value) for level, cost, value in opts}.values())
                for opts in items]  # one option per level, as the packer makes them
-    picks = knapsack(options, budget)
+    picks = knapsack([(1.0, hull(opts)) for opts in options], budget)
     cost = {(i, level): c for i, opts in enumerate(options) for level, c, _v in opts}
     assert sum(cost[(i, level)] for i, level in picks.items()) <= budget
     value = {(i, level): v for i, opts in enumerate(options) for level, _c, v in opts}
-    reordered = knapsack([opts[::-1] for opts in options], budget)  # same value either way
+    reordered = knapsack([(1.0, hull(opts[::-1])) for opts in options], budget)  # same value
     assert sum(value[(i, lv)] for i, lv in reordered.items()) == pytest.approx(
         sum(value[(i, lv)] for i, lv in picks.items()))

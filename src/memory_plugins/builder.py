@@ -20,7 +20,8 @@ the total is checked against the budget before the prompt is returned.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ValidationError
 from .frames import Turn
@@ -51,28 +52,38 @@ RECENT_SHARE = 0.1  # of the history budget kept for the latest turns; the rest:
 MEMORY_ROLE = "memory"
 
 
+class Shown(NamedTuple):
+    """A memory line the packer chose."""
+
+    candidate: Candidate
+    level: int  # WHOLE_TURN: its source turn, whole
+    line: str
+    tokens: int  # newline included
+
+
 def build_prompt(engine: MemoryEngine, current: str, user_id: str,
                  system: str | None) -> Prompt:
     tok, budget = engine.tokenizer, engine.budget
     per_msg = tok.per_message
+    count = _Counts(tok.count)  # the same long texts are weighed several times
     truncated: list[str] = []
 
     # 1. system
     system_text = DEFAULT_SYSTEM if system is None else system
-    if tok.count(system_text) + per_msg > budget.system:
-        full = tok.count(system_text)
+    if count(system_text) + per_msg > budget.system:
+        full = count(system_text)
         system_text = tok.truncate(system_text, max(0, budget.system - per_msg))
-        truncated.append(f"system: {tok.count(system_text)} of {full} tokens kept")
-    system_tokens = tok.count(system_text) + per_msg
+        truncated.append(f"system: {count(system_text)} of {full} tokens kept")
+    system_tokens = count(system_text) + per_msg
 
     # 2. current
     room = budget.current - per_msg - tok.per_reply
     current_text = current
-    full_current = tok.count(current)
+    full_current = count(current)
     if full_current > room:
         current_text = tok.truncate(current, room)
-        truncated.append(f"current: {tok.count(current_text)} of {full_current} tokens kept")
-    current_tokens = tok.count(current_text) + per_msg + tok.per_reply
+        truncated.append(f"current: {count(current_text)} of {full_current} tokens kept")
+    current_tokens = count(current_text) + per_msg + tok.per_reply
 
     # Recent turns: found first, so memories do not repeat what history will show.
     with engine._ws_read() as tx:  # the conversation's "today": its latest turn's day
@@ -87,11 +98,11 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     candidates = _by_turn(recall_candidates(engine, user_id, current))
     candidates = [c for c in candidates if c.unit.origin not in recent_ids]
     turns = _turns_of(engine, candidates)
-    lines, chosen, costs = _pack_memories(engine, candidates, turns, system_text,
-                                          memory_budget)
+    chosen = _pack_memories(engine, count, candidates, turns, system_text, memory_budget)
+    lines = [shown.line for shown in chosen]
     system_content = system_text + ("\n\n" + MEMORIES_HEADER + "\n" + "\n".join(lines)
                                     if lines else "")
-    memory_tokens = tok.count(system_content) - tok.count(system_text)
+    memory_tokens = count(system_content) - count(system_text)
 
     # 4. history
     history_budget = (budget.history + (memory_budget - memory_tokens)
@@ -105,14 +116,14 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     total = system_tokens + memory_tokens + history_tokens + current_tokens
     # The whole prompt, counted message by message (history messages were counted
     # exactly as sent when they were packed), must add up to the sections.
-    whole = (tok.count(system_content) + tok.count(current_text) + 2 * per_msg
+    whole = (count(system_content) + count(current_text) + 2 * per_msg
              + tok.per_reply + history_tokens)
     if total != whole or total > budget.prompt:
         raise ValidationError(  # a tokenizer that does not count consistently
             f"prompt accounting failed ({total} tokens counted section by section, "
             f"{whole} whole, budget {budget.prompt})")
-    sources = [Source(c.unit.id, "memories", max(0, level), costs[(c.unit.id, level)] - 1,
-                      c.score, _metadata(c, turns), line) for c, level, line in chosen]
+    sources = [Source(c.unit.id, "memories", max(0, level), tokens - 1, c.score,
+                      _metadata(c, turns), line) for c, level, line, tokens in chosen]
     sources += history_sources
     prompt = Prompt(
         messages=messages, text=render_text(messages),
@@ -120,8 +131,8 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
                 "history": history_tokens, "current": current_tokens, "total": total},
         sources=sources, max_tokens=budget.response, truncated=truncated, budget=budget)
     engine.events.emit("memory_retrieve", {
-        "user_id": user_id, "memory_ids": [c.unit.id for c, _l, _t in chosen],
-        "levels": [max(0, level) for _c, level, _t in chosen], "tokens": prompt.tokens})
+        "user_id": user_id, "memory_ids": [shown.candidate.unit.id for shown in chosen],
+        "levels": [max(0, shown.level) for shown in chosen], "tokens": prompt.tokens})
     return prompt
 
 
@@ -150,10 +161,14 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
         words = query_words(query)
         with recall.lock:
             subjects = sorted(index.subjects)[:COLD_SUBJECTS]
-            indexed = set(index.pos)
         terms = [*words, *(f"{s}|{w}" for s in subjects for w in words)]
-        cold = [u for u in ws.forgotten_mentioning(tx, user_id, terms, COLD_PER_TERM,
-                                                   COLD_LIMIT) if u.id not in indexed]
+        # Units in the index are passed over: a dict lookup, safe while the worker
+        # writes (a stale answer only means one more unit read and then dropped).
+        cold = ws.forgotten_mentioning(tx, user_id, terms, COLD_PER_TERM, COLD_LIMIT,
+                                       skip=index.pos)
+        if cold:
+            with recall.lock:
+                cold = [u for u in cold if u.id not in index.pos]
         cold_cues = [cue(u, engine._turn(tx.log, u.origin)) for u in cold]
     vector = recall.embedder.embed([query])[0] if query.strip() else None
     warm = recall.search(index, query, state.now, CANDIDATES, vector)
@@ -232,44 +247,51 @@ class _HistoryCost:
         return self._made(turn)[1]
 
 
-def _pack_memories(engine: MemoryEngine, candidates: list[Candidate], turns: dict[int, Turn],
-                   system_text: str, budget: int
-                   ) -> tuple[list[str], list[tuple[Candidate, int, str]],
-                              dict[tuple[int, int], int]]:
-    """The memory lines to show, the candidates and levels they show, and the
-    tokens of each (unit id, level) line, newline included."""
-    tok = engine.tokenizer
-    header = tok.count(system_text + "\n\n" + MEMORIES_HEADER + "\n") - tok.count(system_text)
+def _pack_memories(engine: MemoryEngine, count: Callable[[str], int],
+                   candidates: list[Candidate], turns: dict[int, Turn], system_text: str,
+                   budget: int) -> list[Shown]:
+    """The memory lines to show, in time order: which candidate, at which level,
+    the line and its tokens (newline included)."""
+    header = count(system_text + "\n\n" + MEMORIES_HEADER + "\n") - count(system_text)
     if not candidates or budget <= header:
-        return [], [], {}
-    options: list[list[tuple[int, int, float]]] = []
-    lines: dict[tuple[int, int], str] = {}
-    costs: dict[tuple[int, int], int] = {}
-    for i, c in enumerate(candidates):
-        opts = []
-        for level, line, tokens in engine._lines.memory(c.unit, turns.get(c.unit.origin)):
-            lines[(i, level)] = line
-            costs[(c.unit.id, level)] = tokens
-            opts.append((level, tokens, c.score * level_value(level)))
-        options.append(opts)
-    picks = knapsack(options, budget - header)
+        return []
+    made = [engine._lines.memory(c.unit, turns.get(c.unit.origin)) for c in candidates]
+    picks = knapsack([(c.score, steps) for c, (_lines, steps) in zip(candidates, made,
+                                                                        strict=True)],
+                     budget - header)
     # A turn shown whole makes its other units' lines redundant.
     whole = {candidates[i].unit.origin: i for i, level in sorted(picks.items(), reverse=True)
              if level == WHOLE_TURN}
-    chosen = sorted(((candidates[i], level, lines[(i, level)]) for i, level in picks.items()
-                     if whole.get(candidates[i].unit.origin, i) == i),
-                    key=lambda x: (x[0].unit.created_at, x[0].unit.id))
+    chosen = sorted((Shown(candidates[i], level, line, tokens)
+                     for i, level in picks.items()
+                     if whole.get(candidates[i].unit.origin, i) == i
+                     for option, line, tokens in made[i][0] if option == level),
+                    key=lambda x: (x.candidate.unit.created_at, x.candidate.unit.id))
     # Exact count of the block as it will be sent; drop the weakest until it fits.
     while chosen:
-        block = "\n".join(line for _c, _l, line in chosen)
-        used = (tok.count(system_text + "\n\n" + MEMORIES_HEADER + "\n" + block)
-                - tok.count(system_text))
+        block = "\n".join(shown.line for shown in chosen)
+        used = (count(system_text + "\n\n" + MEMORIES_HEADER + "\n" + block)
+                - count(system_text))
         if used <= budget:
             break
-        weakest = min(range(len(chosen)),
-                      key=lambda k: (chosen[k][0].score * level_value(chosen[k][1]), k))
+        weakest = min(range(len(chosen)), key=lambda k: (
+            chosen[k].candidate.score * level_value(chosen[k].level), k))
         chosen.pop(weakest)
-    return [line for _c, _l, line in chosen], chosen, costs
+    return chosen
+
+
+class _Counts:
+    """A tokenizer's counts, remembered for one build."""
+
+    def __init__(self, count: Callable[[str], int]) -> None:
+        self._count = count
+        self._known: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        n = self._known.get(text)
+        if n is None:
+            n = self._known[text] = self._count(text)
+        return n
 
 
 def _turns_of(engine: MemoryEngine, candidates: list[Candidate]) -> dict[int, Turn]:
@@ -285,7 +307,7 @@ def _turns_of(engine: MemoryEngine, candidates: list[Candidate]) -> dict[int, Tu
 
 
 def _pack_history(user_id: str, recent: list[Turn], candidates: list[Candidate],
-                  turns: dict[int, Turn], chosen: list[tuple[Candidate, int, str]],
+                  turns: dict[int, Turn], chosen: list[Shown],
                   budget: int, cost_of: _HistoryCost
                   ) -> tuple[list[dict[str, str]], list[Source]]:
     """The recent turns, then the turns behind the best candidates that the
@@ -298,7 +320,7 @@ def _pack_history(user_id: str, recent: list[Turn], candidates: list[Candidate],
             break
         picked.append(turn)
         used += cost
-    seen = {t.id for t in picked} | {c.unit.origin for c, _l, _t in chosen}
+    seen = {t.id for t in picked} | {shown.candidate.unit.origin for shown in chosen}
     scores: dict[int, float] = {}
     for c in candidates:
         if c.unit.origin in seen:

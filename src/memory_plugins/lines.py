@@ -16,7 +16,16 @@ from typing import Any
 from .cache import LRU
 from .dates import annotate
 from .frames import Turn
-from .prompt import WHOLE_TURN, WHOLE_TURN_MAX_TOKENS, human_date, memory_line, turn_line
+from .prompt import (
+    WHOLE_TURN,
+    WHOLE_TURN_MAX_TOKENS,
+    Hull,
+    hull,
+    human_date,
+    level_value,
+    memory_line,
+    turn_line,
+)
 from .tokenizers import Tokenizer
 from .units import MemoryUnit
 
@@ -24,12 +33,14 @@ __all__ = ["PromptLines"]
 
 MEMORY_ROLE = "memory"
 Lines = tuple[tuple[int, str, int], ...]  # (level, line, tokens with its newline)
+# A memory's lines and the knapsack's hull over them (value per unit of score).
+MemoryLines = tuple[Lines, Hull]
 
 
 class PromptLines:
     def __init__(self, tokenizer: Callable[[], Tokenizer], size: int = 8192) -> None:
         self._tokenizer = tokenizer
-        self._memories: LRU[tuple[Any, ...], Lines] = LRU(size)
+        self._memories: LRU[tuple[Any, ...], MemoryLines] = LRU(size)
         self._turns: LRU[int, tuple[str, int]] = LRU(size)  # a turn as a memory line
         self._history: LRU[tuple[int, bool], tuple[str, int]] = LRU(size)
 
@@ -48,10 +59,11 @@ class PromptLines:
             self._history.put(key, made)
         return made
 
-    def memory(self, unit: MemoryUnit, turn: Turn | None) -> Lines:
+    def memory(self, unit: MemoryUnit, turn: Turn | None) -> MemoryLines:
         """Each way ``unit`` can be shown: verbatim (retrieval restores, so a degraded
         unit may be shown whole, read from the log), its own level and coarser, and
-        its whole source turn when that is more than the sentence."""
+        its whole source turn when that is more than the sentence; with the hull
+        the knapsack chooses from."""
         key = (unit.id, unit.level, unit.origin, unit.span, unit.value, unit.created_at)
         made = self._memories.get(key)
         if made is None:
@@ -69,7 +81,8 @@ class PromptLines:
                 line, tokens = self._whole_turn(turn)
                 if tokens <= WHOLE_TURN_MAX_TOKENS:
                     out.append((WHOLE_TURN, line, tokens))
-            made = tuple(out)
+            made = (tuple(out), hull([(level, tokens, level_value(level))
+                                      for level, _line, tokens in out]))
             self._memories.put(key, made)
         return made
 

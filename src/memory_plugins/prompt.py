@@ -142,37 +142,46 @@ def turn_line(turn_text: str, speaker: str | None, said_at: dt.datetime) -> str:
     return f"- [{human_date(said_at.timestamp())}] {who}{sanitize(annotate(turn_text, said_at))}"
 
 
-def knapsack(options: list[list[tuple[int, int, float]]], budget: int) -> dict[int, int]:
+Hull = tuple[tuple[int, int, int, float], ...]  # (level, hull index, extra cost, extra value)
+
+
+def hull(options: list[tuple[int, int, float]]) -> Hull:
+    """The steps of the upper concave hull from "not shown" (cost 0, value 0)
+    through ``options`` (level, cost, value), efficiency falling step by step.
+
+    Scaling every value by one positive factor (a memory's score) keeps the hull,
+    so it is made once per memory's lines and reused by every build.
+    """
+    points: list[tuple[int, int, float]] = [(-1, 0, 0.0)]
+    for level, cost, value in sorted(options, key=lambda o: (o[1], -o[2])):
+        if value <= points[-1][2] or cost <= 0:
+            continue  # dearer but not better (or free: not a real option)
+        while len(points) >= 2:
+            (_, c1, v1), (_, c2, v2) = points[-2], points[-1]
+            if (v2 - v1) * (cost - c2) <= (value - v2) * (c2 - c1):
+                points.pop()  # the middle option is never worth taking on its own
+            else:
+                break
+        points.append((level, cost, value))
+    return tuple((points[k][0], k - 1, points[k][1] - points[k - 1][1],
+                  points[k][2] - points[k - 1][2]) for k in range(1, len(points)))
+
+
+def knapsack(items: list[tuple[float, Hull]], budget: int) -> dict[int, int]:
     """Multiple-choice knapsack, greedy on the convex hull of each item's options.
 
-    ``options[i]`` lists (level, cost, value) for item i. Returns item -> chosen
-    level. Deterministic: ties go to the earlier item and the cheaper option.
+    ``items[i]`` is (score, hull of its options' costs and values per unit of
+    score). Returns item -> chosen level. Deterministic: ties go to the earlier
+    item and its cheaper option.
     """
-    steps: list[tuple[float, int, int, int, int, float]] = []  # -eff, item, k, level, dc, dv
-    for item, opts in enumerate(options):
-        # Upper concave hull from "not shown" (cost 0, value 0) through the options, so
-        # each item's increments have falling efficiency and are taken in order.
-        hull: list[tuple[int, int, float]] = [(-1, 0, 0.0)]
-        for level, cost, value in sorted(opts, key=lambda o: (o[1], -o[2])):
-            if value <= hull[-1][2] or cost <= 0:
-                continue  # dearer but not better (or free: not a real option)
-            while len(hull) >= 2:
-                (_, c1, v1), (_, c2, v2) = hull[-2], hull[-1]
-                if (v2 - v1) * (cost - c2) <= (value - v2) * (c2 - c1):
-                    hull.pop()  # the middle option is never worth taking on its own
-                else:
-                    break
-            hull.append((level, cost, value))
-        for k in range(1, len(hull)):
-            level, cost, value = hull[k]
-            dc, dv = cost - hull[k - 1][1], value - hull[k - 1][2]
-            steps.append((-(dv / dc), item, k - 1, level, dc, dv))
-    steps.sort(key=lambda s: (s[0], s[1], s[2]))
+    steps = sorted((-(score * dv / dc), item, k, level, dc)
+                   for item, (score, steps_of) in enumerate(items) if score > 0
+                   for level, k, dc, dv in steps_of)
     chosen: dict[int, int] = {}
     stage: dict[int, int] = {}  # item -> next hull index it may take
     left = budget
-    for _eff, item, k, level, dc, _dv in steps:
-        if stage.get(item, 0) != k or dc > left:
+    for _eff, item, k, level, dc in steps:
+        if dc > left or stage.get(item, 0) != k:
             continue
         chosen[item] = level
         stage[item] = k + 1

@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 from . import rawlog
@@ -460,10 +460,11 @@ class WorkingSet:
         return found[:limit]
 
     def forgotten_mentioning(self, tx: Tx, user_id: str, terms: list[str], per_term: int,
-                             limit: int) -> list[MemoryUnit]:
+                             limit: int, skip: Container[int] = ()) -> list[MemoryUnit]:
         """Units out of the working set (forgotten, never deleted) that the mention
         index links to ``terms``, newest first per term, rebuilt from the log: the
-        cold side of recall. Bounded by ``per_term`` x len(terms) and ``limit``."""
+        cold side of recall. Bounded by ``per_term`` x len(terms) and ``limit``.
+        Ids in ``skip`` (those the caller has already) are passed over unread."""
         prefix = user_prefix(user_id)
         hits: dict[int, tuple[int, int]] = {}
         with tx.ws.cursor(db=self.db["mentions"]) as cur:
@@ -480,8 +481,9 @@ class WorkingSet:
         for uid in sorted(hits, reverse=True):
             if len(found) >= limit:
                 break
-            if self.load(tx, user_id, uid) is not None or self.is_deleted(tx, user_id, uid):
-                continue  # in the working set already, or deleted
+            if (uid in skip or self.load(tx, user_id, uid) is not None
+                    or self.is_deleted(tx, user_id, uid)):
+                continue  # the caller's already, in the working set, or deleted
             unit = self._from_log(tx, user_id, uid, uid >> 8, *hits[uid])
             if unit is not None:
                 found.append(unit)
