@@ -17,6 +17,7 @@ size, never the log's length. An index whose version does not follow the store's
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import threading
@@ -48,6 +49,38 @@ BM25_K1, BM25_B = 1.2, 0.75
 
 def query_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+def keyword_terms(text: str) -> list[str]:
+    """The words BM25 matches on: query words, stemmed ("researching" finds "research")."""
+    return [stem(w) for w in query_words(text)]
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A light English suffix stripper: plurals, -ing, -ed, a final e.
+
+    Not a full stemmer (Porter's would also merge -ation, -ness...); enough that
+    the forms a question and an answer use of one word meet: run/runs/running,
+    dance/danced/dancing, agency/agencies.
+    """
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+    elif word.endswith("ed") and len(word) > 4:
+        word = word[:-2]
+    elif word.endswith("es") and len(word) > 4 and word[-3] in "sxz":
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+        word = word[:-1]  # running -> runn -> run
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]  # dance -> danc, like dancing -> danc
+    return word
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,7 +152,7 @@ class RecallIndex:
         self.subjects[unit.subject] += 1
         self.units[i] = unit
         if cue is not None and cue != self.cues[i]:
-            self._set_words(i, Counter(query_words(cue)))
+            self._set_words(i, Counter(keyword_terms(cue)))
             self.cues[i] = cue
         if vector is not None:
             self.vectors[i] = vector
@@ -251,7 +284,7 @@ class Recall:
         index, rebuilt from the log), scored on the same scale as ``search``'s:
         keyword weight relative to the best possible, vector similarity; they
         count as not alive, like the index's forgotten entries."""
-        words = query_words(query)
+        words = keyword_terms(query)
         vectors = self.embedder.embed(cues) if query_vector is not None and cues else None
         with self.lock:  # the worker may be applying a write to this index
             best = _keyword_overlap(words, " ".join(words), index) or 1.0
@@ -279,7 +312,7 @@ class Recall:
         if index.total_words:
             avg = index.total_words / n
             norm = BM25_K1 * (1 - BM25_B + BM25_B * index.lengths[:n] / avg)
-            for w in set(query_words(query)):
+            for w in set(keyword_terms(query)):
                 hits = index.postings.get(w)
                 if not hits:
                     continue
@@ -310,6 +343,6 @@ class Recall:
 def _keyword_overlap(words: list[str], text: str, index: RecallIndex) -> float:
     """BM25-like weight of the query words found in ``text``, IDF from the index."""
     n = max(1, len(index))
-    found = set(query_words(text))
+    found = set(keyword_terms(text))
     return sum(math.log(1 + (n + 0.5) / (len(index.postings.get(w, ())) + 0.5))
                for w in set(words) if w in found)
