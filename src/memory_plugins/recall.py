@@ -17,6 +17,7 @@ size, never the log's length. An index whose version does not follow the store's
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import math
 import re
@@ -27,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .dates import find_dates
 from .embed import Embedder
 from .units import SECONDS_PER_DAY, MemoryUnit
 from .workingset import Changes
@@ -44,11 +46,37 @@ which who why will with would you your yours
 # Fusion weights: semantic similarity, keyword overlap, and how alive the memory is
 # (tuned on LoCoMo dev: evidence within the top 50 rises from 0.745 to 0.776 vs 0.5/0.45).
 W_VECTOR, W_KEYWORD, W_ALIVE = 0.7, 0.25, 0.05
+# Added for a memory said within a date the query names ("on 7 July, 2023", "in
+# August 2023"): what was said then is likely what the question is about.
+W_DATE = 0.1
 BM25_K1, BM25_B = 1.2, 0.75
 
 
 def query_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+def date_windows(query: str, now: float) -> list[tuple[float, float]]:
+    """The spans of time (POSIX seconds) the dates named in ``query`` cover: a day
+    (with a day's slack either side, for time zones), a week or a month. Years are
+    left out: too wide to tell memories apart."""
+    try:
+        reference = dt.datetime.fromtimestamp(now, dt.UTC)
+    except (OverflowError, OSError, ValueError):  # no turn yet
+        reference = dt.datetime.now(dt.UTC)
+    out = []
+    for mention in find_dates(query, reference):
+        start = dt.datetime.combine(mention.date, dt.time(), dt.UTC)
+        if mention.granularity == "day":
+            start, end = start - dt.timedelta(days=1), start + dt.timedelta(days=2)
+        elif mention.granularity == "week":
+            end = start + dt.timedelta(days=7)
+        elif mention.granularity == "month":
+            end = (start + dt.timedelta(days=32)).replace(day=1)
+        else:
+            continue
+        out.append((start.timestamp(), end.timestamp()))
+    return out
 
 
 def keyword_terms(text: str) -> list[str]:
@@ -70,9 +98,7 @@ def stem(word: str) -> str:
         word = word[:-3] + "y"
     elif word.endswith("ing") and len(word) > 5:
         word = word[:-3]
-    elif word.endswith("ed") and len(word) > 4:
-        word = word[:-2]
-    elif word.endswith("es") and len(word) > 4 and word[-3] in "sxz":
+    elif len(word) > 4 and (word.endswith("ed") or (word.endswith("es") and word[-3] in "sxz")):
         word = word[:-2]
     elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
         word = word[:-1]
@@ -116,6 +142,7 @@ class RecallIndex:
         self.vectors = np.zeros((16, dim), dtype=np.float32)
         self.lengths = np.zeros(16, dtype=np.float32)  # words per cue
         self.last = np.zeros(16, dtype=np.float64)  # last reinforced (POSIX seconds)
+        self.created = np.zeros(16, dtype=np.float64)  # when it was said (POSIX seconds)
         self.stability = np.ones(16, dtype=np.float64)  # days
         self.gone = np.zeros(16, dtype=bool)  # forgotten: alive counts as 0
         self.ids = np.zeros(16, dtype=np.int64)
@@ -157,6 +184,7 @@ class RecallIndex:
         if vector is not None:
             self.vectors[i] = vector
         self.last[i], self.stability[i] = unit.last_reinforced, unit.stability_days
+        self.created[i] = unit.created_at
         self.gone[i] = forgotten
         if forgotten:
             self.forgotten[unit.id] = None
@@ -189,8 +217,8 @@ class RecallIndex:
                 hits[i] = count
             self.units[i], self.cues[i], self.tf[i] = self.units[last], self.cues[last], \
                 self.tf[last]
-            for array in (self.vectors, self.lengths, self.last, self.stability, self.gone,
-                          self.ids):
+            for array in (self.vectors, self.lengths, self.last, self.created,
+                          self.stability, self.gone, self.ids):
                 array[i] = array[last]
             self.pos[self.units[i].id] = i
         self.units.pop()
@@ -199,7 +227,7 @@ class RecallIndex:
 
     def _grow(self) -> None:
         size = 2 * len(self.vectors)
-        for name in ("vectors", "lengths", "last", "stability", "gone", "ids"):
+        for name in ("vectors", "lengths", "last", "created", "stability", "gone", "ids"):
             old = getattr(self, name)
             new = np.zeros((size, *old.shape[1:]), dtype=old.dtype)
             new[: len(old)] = old
@@ -285,6 +313,7 @@ class Recall:
         keyword weight relative to the best possible, vector similarity; they
         count as not alive, like the index's forgotten entries."""
         words = keyword_terms(query)
+        windows = date_windows(query, now)
         vectors = self.embedder.embed(cues) if query_vector is not None and cues else None
         with self.lock:  # the worker may be applying a write to this index
             best = _keyword_overlap(words, " ".join(words), index) or 1.0
@@ -294,8 +323,9 @@ class Recall:
             keyword = min(1.0, overlaps[n] / best)
             vector = (float(np.clip(vectors[n] @ query_vector, 0.0, 1.0))
                       if vectors is not None else 0.0)
-            out.append(Candidate(unit, cues[n], True, W_VECTOR * vector + W_KEYWORD * keyword,
-                                 vector, keyword, 0.0))
+            within = any(start <= unit.created_at < end for start, end in windows)
+            out.append(Candidate(unit, cues[n], True, W_VECTOR * vector + W_KEYWORD * keyword
+                                 + W_DATE * within, vector, keyword, 0.0))
         return out
 
     def search(self, index: RecallIndex, query: str, now: float, limit: int,
@@ -329,6 +359,13 @@ class Recall:
                        / (index.stability[:n] * SECONDS_PER_DAY))
         alive[index.gone[:n]] = 0.0
         score = W_VECTOR * vector + W_KEYWORD * keyword + W_ALIVE * alive
+        windows = date_windows(query, now)
+        if windows:
+            created = index.created[:n]
+            within = np.zeros(n, dtype=bool)
+            for start, end in windows:
+                within |= (created >= start) & (created < end)
+            score += W_DATE * within
         if limit < n:  # only the best ``limit`` need sorting
             best = np.argpartition(-score, limit - 1)[:limit]
             order = best[np.lexsort((index.ids[best], -score[best]))]  # ties: by id
