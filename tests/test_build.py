@@ -252,3 +252,26 @@ def test_knapsack_stays_in_budget_and_ignores_option_order(items, budget) -> Non
     reordered = knapsack([(1.0, hull(opts[::-1])) for opts in options], budget)  # same value
     assert sum(value[(i, lv)] for i, lv in reordered.items()) == pytest.approx(
         sum(value[(i, lv)] for i, lv in picks.items()))
+
+
+def test_keywords_match_across_word_forms() -> None:
+    from memory_plugins.recall import stem
+
+    for forms in (("research", "researching", "researched"), ("run", "runs", "running"),
+                  ("dance", "danced", "dancing"), ("agency", "agencies")):
+        assert len({stem(w) for w in forms}) == 1, forms
+    assert stem("bus") == "bus" and stem("class") == "class"  # not plurals
+    assert stem("c3po") == "c3po"  # only plain words are cut
+
+
+def test_a_question_naming_a_date_finds_what_was_said_then(tmp_path: Path) -> None:
+    with MemoryEngine(tmp_path / "m", embedder="hashing") as mem:
+        for day, place in ((3, "the lake"), (17, "the coast"), (24, "the hills")):
+            mem.observe(f"We went hiking at {place} with the kids.", user_id="u",
+                        timestamp=dt.datetime(2023, 7, day, 18, tzinfo=dt.UTC))
+        mem.observe("Nothing new here, just work.", user_id="u",
+                    timestamp=dt.datetime(2023, 8, 30, tzinfo=dt.UTC))
+        for when, place in (("on 17 July, 2023", "the coast"), ("on July 3, 2023", "the lake"),
+                            ("on 24 July 2023", "the hills")):
+            best = mem.search(f"Where did we go hiking {when}?", user_id="u", limit=1)[0]
+            assert place in (best.memory.verbatim or ""), when
