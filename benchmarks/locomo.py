@@ -16,9 +16,10 @@ single-hop), ``build(question)`` makes the prompt, and we measure:
   prompt text (lower-cased words; stopwords left out);
 * prompt tokens (cl100k).
 
-Two baselines run on the same data in the same process: plain top-k retrieval of
-raw turns (BM25 over turns, best first, until 3,072 tokens) and the whole
-conversation in the prompt, each turn prefixed with its session's date. The table
+Three baselines run on the same data in the same process: plain top-k retrieval
+of raw turns, best first until 3,072 tokens, by BM25 and by the engine's own
+embedder (cosine similarity), and the whole conversation in the prompt; each turn
+prefixed with its session's date and speaker. The table
 is printed and appended to benchmarks/RESULTS.md with the command and the machine.
 """
 
@@ -98,6 +99,21 @@ def bm25_topk(turns: list[tuple[str, str]], question: str, tok: TiktokenTokenize
     return "\n".join(turns[i][1] for i in sorted(chosen)), {turns[i][0] for i in chosen}
 
 
+def dense_topk(turns: list[tuple[str, str]], vectors: Any, query_vector: Any,
+               tok: TiktokenTokenizer, budget: int) -> tuple[str, set[str]]:
+    """Raw turns by cosine similarity to the question (the engine's embedder), best
+    first, until ``budget`` tokens: plain vector retrieval of whole turns."""
+    order = sorted(range(len(turns)), key=lambda i: (-float(vectors[i] @ query_vector), i))
+    chosen, used = [], 0
+    for i in order:
+        cost = tok.count(turns[i][1]) + 3
+        if used + cost > budget:
+            continue
+        chosen.append(i)
+        used += cost
+    return "\n".join(turns[i][1] for i in sorted(chosen)), {turns[i][0] for i in chosen}
+
+
 def run(data: Path, embedder: str) -> dict[str, Any]:
     tok = TiktokenTokenizer()
     rows: dict[str, dict[str, list[float]]] = {}
@@ -117,6 +133,8 @@ def run(data: Path, embedder: str) -> dict[str, Any]:
                     raw.append((turn["dia_id"],
                                 f"[{when:%-d %B %Y}] {turn['speaker']}: {text}"))
             whole = "\n".join(t for _d, t in raw)
+            embed = engine._recall_engine().embedder.embed  # the engine's own model
+            turn_vectors = embed([t for _d, t in raw])
             engine.build("warm-up", user_id=user)  # loads the index once, not timed
             bar = Progress(sum(qa.get("category") in CATEGORIES for qa in conv["qa"]),
                            label=path.stem, unit="questions")  # drawn on a terminal only
@@ -134,10 +152,14 @@ def run(data: Path, embedder: str) -> dict[str, Any]:
                          if s.metadata and s.level <= 1}
                 text = prompt.text.lower()
                 base_text, base_ids = bm25_topk(raw, question, tok, 3072)
+                dense_text, dense_ids = dense_topk(raw, turn_vectors, embed([question])[0],
+                                                   tok, 3072)
                 answer_words = words(answer) or [answer.lower()]
                 for system, ids, body, tokens in (
                         ("memory-plugins", shown, text, prompt.tokens["total"]),
-                        ("top-k turns (3,072 tok)", base_ids, base_text.lower(), 3072),
+                        ("top-k turns, BM25 (3,072 tok)", base_ids, base_text.lower(), 3072),
+                        ("top-k turns, vectors (3,072 tok)", dense_ids, dense_text.lower(),
+                         3072),
                         ("whole conversation", {d for d, _t in raw}, whole.lower(),
                          tok.count(whole))):
                     r = rows.setdefault(system, {})
