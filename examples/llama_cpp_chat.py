@@ -42,23 +42,6 @@ def open_memory(path: str | Path, llm: Llama) -> MemoryEngine:
     return MemoryEngine(path, tokenizer=LlamaCppTokenizer(llm, per_message=5, per_reply=4))
 
 
-def gemma_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Gemma has no system role (llama-cpp-python's "gemma" format would drop the
-    system message, memories and all) and wants user/assistant to alternate: fold
-    the system message into the first user turn, join neighbours of one role."""
-    system, rest = messages[0]["content"], messages[1:]
-    out: list[dict[str, str]] = []
-    for m in rest:
-        if not out and m["role"] == "assistant":
-            continue  # the history may open with a reply
-        if out and out[-1]["role"] == m["role"]:
-            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
-        else:
-            out.append(dict(m))
-    out[0] = {"role": "user", "content": system + "\n\n" + out[0]["content"]}
-    return out
-
-
 def prompt_tokens(llm: Llama, messages: list[dict[str, str]]) -> int:
     """The prompt's size exactly as create_chat_completion() will evaluate it."""
     text = format_gemma(messages).prompt  # type: ignore[arg-type]  # plain dicts suffice
@@ -76,7 +59,7 @@ def chat_turn(engine: MemoryEngine, llm: Llama, text: str, *, user_id: str = "me
               max_tokens: int | None = None, **observe: Any) -> Reply:
     engine.observe(text, user_id=user_id, **observe)
     prompt = engine.build(text, user_id=user_id)
-    messages = gemma_messages(prompt.messages)
+    messages = prompt.alternating()
     used = prompt_tokens(llm, messages)
     if used > prompt.budget.prompt:  # never happens; this is the proof being checked
         raise RuntimeError(f"prompt of {used} tokens exceeds {prompt.budget.prompt}")

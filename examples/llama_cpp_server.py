@@ -42,20 +42,6 @@ def open_memory(path: str | Path, vocab: Llama) -> MemoryEngine:
     return MemoryEngine(path, tokenizer=LlamaCppTokenizer(vocab, per_message=5, per_reply=4))
 
 
-def gemma_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    """No system role in Gemma's template; roles must alternate (see llama_cpp_chat.py)."""
-    system, out = messages[0]["content"], []
-    for m in messages[1:]:
-        if not out and m["role"] == "assistant":
-            continue
-        if out and out[-1]["role"] == m["role"]:
-            out[-1] = {"role": m["role"], "content": out[-1]["content"] + "\n\n" + m["content"]}
-        else:
-            out.append(dict(m))
-    out[0] = {"role": "user", "content": system + "\n\n" + out[0]["content"]}
-    return out
-
-
 def complete(url: str, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
     """POST /v1/chat/completions, the OpenAI way."""
     body = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": 0.0})
@@ -77,7 +63,7 @@ def chat_turn(engine: MemoryEngine, url: str, text: str, *, user_id: str = "me",
               max_tokens: int | None = None, **observe: Any) -> Reply:
     engine.observe(text, user_id=user_id, **observe)
     prompt = engine.build(text, user_id=user_id)
-    out = complete(url, gemma_messages(prompt.messages), max_tokens or prompt.max_tokens)
+    out = complete(url, prompt.alternating(), max_tokens or prompt.max_tokens)
     used = out["usage"]["prompt_tokens"]
     if used > prompt.budget.prompt:  # never happens; this is the proof being checked
         raise RuntimeError(f"the server counted {used} prompt tokens, over {prompt.budget.prompt}")

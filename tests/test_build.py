@@ -275,3 +275,20 @@ def test_a_question_naming_a_date_finds_what_was_said_then(tmp_path: Path) -> No
                             ("on 24 July 2023", "the hills")):
             best = mem.search(f"Where did we go hiking {when}?", user_id="u", limit=1)[0]
             assert place in (best.memory.verbatim or ""), when
+
+
+def test_alternating_messages_suit_strict_chat_templates(mem: MemoryEngine) -> None:
+    mem.observe("My dog is called Potola.", role="user", user_id="u")
+    mem.observe("What a lovely name!", role="assistant", user_id="u")
+    mem.observe("She is four.", role="user", user_id="u")
+    mem.observe("And I walk her daily.", role="user", user_id="u")
+    prompt = mem.build("How old is my dog?", user_id="u")
+    messages = prompt.alternating()
+    roles = [m["role"] for m in messages]
+    assert roles[0] == roles[-1] == "user" and "system" not in roles
+    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
+    assert messages[0]["content"].startswith(prompt.messages[0]["content"])  # memories kept
+    assert messages[-1]["content"].endswith("How old is my dog?")
+    tok = mem.tokenizer
+    assert (sum(tok.count(m["content"]) + tok.per_message for m in messages) + tok.per_reply
+            <= prompt.tokens["total"])

@@ -62,7 +62,7 @@ def test_a_full_prompt_still_fits_the_context(example: ModuleType, llm: object,
                            role="user" if i % 2 == 0 else "assistant", user_id="me",
                            timestamp=start + dt.timedelta(hours=i))
         prompt = engine.build("Tell me everything. " + filler * 60, user_id="me")
-        messages = example.gemma_messages(prompt.messages)
+        messages = prompt.alternating()
         counted_by_llama = example.prompt_tokens(llm, messages)
     t, b = prompt.tokens, prompt.budget
     assert t["history"] > 0.9 * b.history and t["current"] == b.current  # really full

@@ -94,6 +94,32 @@ class Prompt:
     truncated: list[str]  # what was cut, e.g. "current: 9,000 of 12,000 tokens"
     budget: Budget
 
+    def alternating(self) -> list[dict[str, str]]:
+        """``messages`` in the shape strict chat templates demand (Gemma, Mistral,
+        Llama 2): user and assistant strictly alternating, starting and ending with
+        the user, and no system role.
+
+        The system message (memories included) is folded into the first user
+        message, as Gemma's own template does; messages of one role side by side
+        (an older exchange next to the recent ones) are joined with a blank line;
+        a reply opening the history is dropped. Each change removes a message's
+        template tokens and adds at most a blank line, so the budget still holds.
+        """
+        messages = self.messages
+        system = [m["content"] for m in messages[:1] if m["role"] == "system"]
+        out: list[dict[str, str]] = []
+        for m in messages[len(system):]:
+            role = "assistant" if m["role"] == "assistant" else "user"
+            if not out and role == "assistant":
+                continue
+            if out and out[-1]["role"] == role:
+                out[-1] = {"role": role, "content": out[-1]["content"] + "\n\n" + m["content"]}
+            else:
+                out.append({"role": role, "content": m["content"]})
+        if system and system[0]:
+            out[0] = {"role": "user", "content": system[0] + "\n\n" + out[0]["content"]}
+        return out
+
 
 def sanitize(text: str) -> str:
     """A memory's text as data: one line, no role or template markers."""

@@ -23,7 +23,7 @@ from ..errors import MissingDependencyError, StorageError, ValidationError
 from ..prompt import Prompt
 from ..tokenizers import LlamaCppTokenizer
 
-__all__ = ["N_CTX", "alternate_roles", "default_model_path", "llama_available", "load_model",
+__all__ = ["N_CTX", "default_model_path", "llama_available", "load_model",
            "reply"]
 
 N_CTX = 4096  # the context the default budget is built for
@@ -114,39 +114,12 @@ def tokenizer_for(llm: Any) -> LlamaCppTokenizer:
     return LlamaCppTokenizer(llm, per_message=5, per_reply=4)
 
 
-def alternate_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The messages in the shape strict chat templates demand: user and assistant
-    strictly alternating, starting and ending with the user, no system role.
-
-    Gemma has no system role (llama-cpp-python's "gemma" format silently drops a
-    system message, and with it every memory), so the system message is folded
-    into the first user message, as Gemma's own template does. build() may also
-    put two turns of one role side by side (an older exchange next to the recent
-    ones) or open the history with a reply: consecutive messages of one role are
-    joined and a leading reply is dropped. Each change removes template tokens
-    (5 a message) and adds at most a blank line, so the budget still holds.
-    """
-    system = [m["content"] for m in messages[:1] if m["role"] == "system"]
-    out: list[dict[str, str]] = []
-    for m in messages[len(system):]:
-        role = "assistant" if m["role"] == "assistant" else "user"
-        if not out and role == "assistant":
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1] = {"role": role, "content": out[-1]["content"] + "\n\n" + m["content"]}
-        else:
-            out.append({"role": role, "content": m["content"]})
-    if system and system[0]:
-        out[0] = {"role": "user", "content": system[0] + "\n\n" + out[0]["content"]}
-    return out
-
-
 def reply(llm: Any, prompt: Prompt, *, max_tokens: int | None = None) -> str:
     """The model's reply to a built prompt (greedy, so runs repeat)."""
     if max_tokens is not None and (isinstance(max_tokens, bool) or max_tokens < 1):
         # llama.cpp reads max_tokens <= 0 as "until the context is full"
         raise ValidationError(f"max_tokens must be at least 1, got {max_tokens!r}")
     budget = prompt.max_tokens if max_tokens is None else min(max_tokens, prompt.max_tokens)
-    out = llm.create_chat_completion(messages=alternate_roles(prompt.messages),
+    out = llm.create_chat_completion(messages=prompt.alternating(),
                                      max_tokens=budget, temperature=0.0)
     return str(out["choices"][0]["message"]["content"] or "").strip()
