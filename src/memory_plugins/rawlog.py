@@ -31,7 +31,9 @@ def append(log: Env, txn: Any, turn: Turn) -> Turn:
     prev, count = (ZERO_HASH, 0) if head is None else _CHAIN.unpack(head)[1:]
     frame = encode_frame(turn, prev)
     txn.put(pack_u64(seq), frame, db=dbs["turns"], append=True)
-    txn.put(ukey, pack_u64(seq), db=dbs["user_turns"], dupdata=True)
+    # Appended after the user's last (seqs only grow): pages of the index stay full.
+    if not txn.put(ukey, pack_u64(seq), db=dbs["user_turns"], dupdata=True, append=True):
+        txn.put(ukey, pack_u64(seq), db=dbs["user_turns"], dupdata=True)
     txn.put(ukey, _CHAIN.pack(seq, frame_hash(frame), count + 1), db=dbs["chains"])
     return turn
 
