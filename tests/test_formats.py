@@ -152,3 +152,19 @@ def test_a_memory_far_into_a_long_turn_is_restored_by_mention(engine: MemoryEngi
     engine.observe("Potola chewed my shoes today!", user_id="me",
                    timestamp=start + dt.timedelta(days=81))
     assert engine.get(potola[0].id).text == "My dog's name is Potola."
+
+
+def test_a_memory_with_long_metadata_is_kept_apart_and_round_trips(engine: MemoryEngine) -> None:
+    """A unit is a duplicate under its user's key, capped by LMDB at 511 bytes; a
+    longer record is stored apart, and follows the memory through updates."""
+    big = {"notes": "é" * 400, "tags": list(range(50))}
+    memory = engine.add("I am allergic to peanuts.", user_id="u", metadata=big)
+    assert engine.get(memory.id).metadata == big
+    engine.update(memory.id, "I am allergic to peanuts and shellfish.", metadata={"n": 1})
+    assert engine.get(memory.id).metadata == {"n": 1}
+    engine.update(memory.id, "I am allergic to shellfish.", metadata=big)
+    assert engine.get(memory.id).metadata == big
+    assert engine.get(memory.id).text == "I am allergic to shellfish."
+    engine.delete(memory.id)
+    with engine._store.ws.read() as txn:
+        assert txn.stat(engine._store.ws.dbs["big_units"])["entries"] == 0

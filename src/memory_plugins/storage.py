@@ -46,7 +46,7 @@ __all__ = ["Store", "pack_u64", "term_key", "unpack_u64", "user_key"]
 T = TypeVar("T")
 STORE_FORMAT = b"2"
 READABLE_FORMATS = (b"1", b"2")  # format 1: every frame is a version-1 frame
-WORKING_SET_FORMAT = b"2"
+WORKING_SET_FORMAT = b"2"  # "1" (never recorded): units keyed by id, one key per entry
 _U64 = struct.Struct(">Q")
 
 # name -> (dupsort, dupfixed). Keys are big-endian so LMDB's byte order is numeric order.
@@ -59,7 +59,11 @@ LOG_DATABASES: dict[str, tuple[bool, bool]] = {
 WORKING_SET_DATABASES: dict[str, tuple[bool, bool]] = {
     "meta": (False, False),  # b"applied": the last log turn applied
     "users": (False, False),  # user_key -> per-user working-set state
-    "units": (False, False),  # unit_id -> user_key + unit record (appended: pages stay full)
+    # user_key -> unit_id (6 bytes) + unit record, one duplicate per unit, sorted by id
+    # (new units are appended: pages stay full); records over LMDB's 511-byte cap on a
+    # duplicate are kept in big_units (user_key + unit_id -> record).
+    "units": (True, False),
+    "big_units": (False, False),
     # One key per user with two fixed-size duplicates per unit (packed without
     # per-entry headers, so an entry costs its 12 bytes):
     # user_key -> b"d" + due time + unit_id: next degradation, soonest first;

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import rawlog
-from .errors import StorageError
+from .errors import CorruptionError, StorageError
 from .extract import Extracted, TurnAnalysis, analyze_turn, extract_span, fingerprint
 from .frames import Turn
 from .settings import Settings
@@ -56,6 +56,11 @@ _TERM = 5
 _NO_SPAN = b"\xff" * 3
 _UID = 6  # unit ids stored in 6 bytes: turn ids below 2**40
 _MAX_UID = 1 << (8 * _UID)
+# A unit is a duplicate under its user's key: unit id (6 bytes) + record. LMDB caps a
+# duplicate at 511 bytes; a longer record (long caller metadata) is stored apart, in
+# ``big_units`` under user key + unit id, and its duplicate holds the marker instead.
+_MAX_INLINE = 511 - _UID
+_APART = b"\x00"  # never a record's first byte (its version)
 MAX_SOURCES = 16  # a unit said many times keeps its latest 16 source turns
 
 
@@ -270,10 +275,23 @@ class WorkingSet:
         return UserState.from_bytes(bytes(raw))
 
     def load(self, tx: Tx, user_id: str, unit_id: int) -> MemoryUnit | None:
-        raw = tx.ws.get(pack_u64(unit_id), db=self.db["units"])
-        if raw is None or raw[:16] != user_key(user_id):
-            return None  # no such unit, or another user's
-        return MemoryUnit.from_record(unit_id, user_id, bytes(raw[16:]))
+        """The user's unit ``unit_id``; None if it has none (another user's units live
+        under another user key, so they are never found here)."""
+        if not 0 <= unit_id < _MAX_UID:
+            return None
+        ukey, uid = user_key(user_id), unit_id.to_bytes(_UID, "big")
+        with tx.ws.cursor(db=self.db["units"]) as cur:
+            if not cur.set_range_dup(ukey, uid):
+                return None
+            raw = cur.value()
+        if raw[:_UID] != uid:
+            return None
+        record = raw[_UID:]
+        if record == _APART:
+            record = tx.ws.get(ukey + uid, db=self.db["big_units"])
+            if record is None:
+                raise CorruptionError(f"memory {unit_id} is missing its stored-apart record")
+        return MemoryUnit.from_record(unit_id, user_id, bytes(record))
 
     def iter_units(self, tx: Tx, user_id: str) -> Iterator[MemoryUnit]:
         """The user's units, weakest first (every unit has one expiry entry)."""
@@ -596,14 +614,26 @@ class WorkingSet:
                 (ukey, _EXPIRY + _seconds(unit.crossing_time(3, th)) + tail))
 
     def _write_record(self, tx: Tx, unit: MemoryUnit, *, new: bool) -> None:
-        key, value = pack_u64(unit.id), user_key(unit.user_id) + unit.to_record()
-        if new:
-            # New units have the highest id so far: appending keeps pages full. A
-            # restored unit has an older id; LMDB then refuses the append (False).
-            if not tx.ws.put(key, value, db=self.db["units"], append=True):
-                tx.ws.put(key, value, db=self.db["units"])
-        else:
-            tx.ws.put(key, value, db=self.db["units"])
+        ukey, uid = user_key(unit.user_id), _pack_uid(unit.id)
+        record = unit.to_record()
+        value = uid + (record if len(record) <= _MAX_INLINE else _APART)
+        with tx.ws.cursor(db=self.db["units"]) as cur:
+            if not new:
+                self._delete_record(tx, cur, ukey, uid, keep_apart=value[_UID:] == _APART)
+            # New units have the user's highest id so far: appending keeps pages full.
+            # A restored unit has an older id; LMDB then refuses the append (False).
+            if not (new and cur.put(ukey, value, dupdata=True, append=True)):
+                cur.put(ukey, value, dupdata=True)
+        if value[_UID:] == _APART:
+            tx.ws.put(ukey + uid, record, db=self.db["big_units"])
+
+    def _delete_record(self, tx: Tx, cur: Any, ukey: bytes, uid: bytes, *,
+                       keep_apart: bool = False) -> None:
+        if cur.set_range_dup(ukey, uid) and cur.value()[:_UID] == uid:
+            apart = cur.value()[_UID:] == _APART
+            cur.delete()
+            if apart and not keep_apart:
+                tx.ws.delete(ukey + uid, db=self.db["big_units"])
 
     def _put(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
         """Schedule a unit's degradation and count it."""
@@ -627,7 +657,8 @@ class WorkingSet:
 
     def _remove(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
         self._unput(tx, st, unit)
-        tx.ws.delete(pack_u64(unit.id), db=self.db["units"])
+        with tx.ws.cursor(db=self.db["units"]) as cur:
+            self._delete_record(tx, cur, user_key(unit.user_id), _pack_uid(unit.id))
         if unit.fingerprint:
             tx.ws.delete(user_key(unit.user_id), _fingerprint_entry(unit), db=self.db["mentions"])
 
