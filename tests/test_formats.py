@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory_plugins import MemoryEngine
+from memory_plugins import MemoryEngine, rawlog
 from memory_plugins.frames import Turn, decode_frame, read_header
 from memory_plugins.settings import MEMORY_TYPES
 from memory_plugins.units import MemoryUnit
@@ -71,6 +71,14 @@ def test_a_format_1_store_opens_and_its_working_set_is_rebuilt(tmp_path: Path) -
         turns = [[t.id, t.user_id, t.text, t.role, t.speaker, t.session_id, t.timestamp,
                   t.metadata] for u in ("alice", "bob", "çé 用户") for t in engine.turns(user_id=u)]
         assert turns == expected["turns"]
+        for user in ("alice", "bob", "çé 用户"):  # the per-user index, rewritten with 5-byte ids
+            mine = [t[0] for t in turns if t[1] == user]
+            assert engine.stats(user).turns == len(mine)
+            log = engine._store.log
+            with log.read() as txn:
+                assert list(rawlog.iter_user_seqs(log, txn, user, after=mine[5])) == mine[6:]
+                assert list(rawlog.iter_user_seqs(log, txn, user, reverse=True,
+                                                  before=mine[5])) == mine[4::-1]
         memories = expected["memories"]
         assert isinstance(memories, dict)
         for user, listed in memories.items():

@@ -53,7 +53,7 @@ _U64 = struct.Struct(">Q")
 LOG_DATABASES: dict[str, tuple[bool, bool]] = {
     "meta": (False, False),  # b"format", b"settings"
     "turns": (False, False),  # seq -> frame
-    "user_turns": (True, True),  # user_key -> seq (dups, sorted)
+    "user_turns": (True, True),  # user_key -> seq (dups, sorted; 5 bytes, 8 in format 1)
     "chains": (False, False),  # user_key -> last seq, last hash, turn count
 }
 WORKING_SET_DATABASES: dict[str, tuple[bool, bool]] = {
@@ -64,16 +64,16 @@ WORKING_SET_DATABASES: dict[str, tuple[bool, bool]] = {
     # duplicate are kept in big_units (user_key + unit_id -> record).
     "units": (True, False),
     "big_units": (False, False),
-    # One key per user with two fixed-size duplicates per unit (packed without
+    # One key per user with three fixed-size duplicates per unit (packed without
     # per-entry headers, so an entry costs its 12 bytes):
     # user_key -> b"d" + due time + unit_id: next degradation, soonest first;
     #             b"e" + forget time + unit_id: weakest first (one per unit: the
-    #             user's working set). Times in whole seconds (5 bytes), ids in 6.
+    #             user's working set). Times in whole seconds (5 bytes), ids in 6;
+    #             b"f" + sentence fingerprint (5 bytes) + unit_id: duplicate detection.
     # One database: a durable commit costs per page it dirties.
     "schedule": (True, True),
     # user_key -> term hash (5) + unit_id (6) + span (3), one fixed-size duplicate per
-    # entry, sorted by term then unit: the restore index; the term "\0fp" + sentence
-    # hash names the unit with that sentence: duplicate detection.
+    # entry, sorted by term then unit: the restore index (only ever added to).
     "mentions": (True, True),
     "tombstones": (False, False),  # user_key + unit_id -> deletion record
     "history": (False, False),  # user_key + unit_id + seq -> ADD/UPDATE/DELETE event
@@ -85,7 +85,9 @@ def pack_u64(n: int) -> bytes:
 
 
 def unpack_u64(b: bytes, offset: int = 0) -> int:
-    return int(_U64.unpack_from(b, offset)[0])
+    """The big-endian number in the 8 bytes at ``offset``, or in fewer where ``b`` ends
+    sooner (a 5-byte seq of the user_turns index reads the same way)."""
+    return int.from_bytes(b[offset : offset + 8], "big")
 
 
 @functools.lru_cache(maxsize=4096)  # hashed on every index access of the write path
@@ -307,6 +309,8 @@ class Store:
         def fn(txn: Any) -> None:
             meta = self.log.dbs["meta"]
             fmt = txn.get(b"format", db=meta)
+            if fmt == b"1":
+                self._upgrade_format_1(txn)
             if fmt is None or (fmt != STORE_FORMAT and fmt in READABLE_FORMATS):
                 txn.put(b"format", STORE_FORMAT, db=meta)
             elif fmt != STORE_FORMAT:
@@ -314,6 +318,21 @@ class Store:
                     f"store {str(self.path)!r} has format {bytes(fmt)!r}, this release reads "
                     f"{STORE_FORMAT!r}; export it with the release that wrote it")
         self.log.write(fn)
+
+    def _upgrade_format_1(self, txn: Any) -> None:
+        """Format 1 indexed a user's turns by 8-byte seqs; format 2 by 5 (its frames
+        are unchanged: version-1 frames stay readable). One pass over the index."""
+        db = self.log.dbs["user_turns"]
+        with txn.cursor(db=db) as cur:
+            pairs = [(bytes(k), bytes(v)) for k, v in cur]
+        if not pairs or len(pairs[0][1]) != 8:
+            return
+        txn.drop(db, delete=False)
+        with txn.cursor(db=db) as cur:
+            for key, value in pairs:
+                if value[:3] != bytes(3):
+                    raise StorageError(f"turn {unpack_u64(value)} is past what format 2 numbers")
+                cur.put(key, value[3:], dupdata=True, append=True)
 
     def _open_working_set(self, boot: bytes | None) -> bool:
         """Count this process as a writer of the working set. If writers were still

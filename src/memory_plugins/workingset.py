@@ -45,7 +45,9 @@ log = logging.getLogger("memory_plugins")
 # A schedule entry is a duplicate under the user key: part (b"d" due, b"e" expiry),
 # when (whole seconds, rounded up, 5 bytes), unit id (6 bytes). Rounding up only
 # delays a degradation by under a second of conversation time, never advances it.
-_DUE, _EXPIRY = b"d", b"e"
+# The same database holds, as part b"f", each unit's fingerprint (its first 5 bytes)
+# then its id: duplicate detection, removed with the unit like its schedule.
+_DUE, _EXPIRY, _FINGERPRINT = b"d", b"e", b"f"
 _WHEN_END = 6  # the unit id follows part + time
 _SECONDS_BIAS = 1 << 39  # times from about 17,000 years before 1970 to as many after
 _SECONDS_MAX = (1 << 40) - 1
@@ -61,6 +63,7 @@ _MAX_UID = 1 << (8 * _UID)
 # ``big_units`` under user key + unit id, and its duplicate holds the marker instead.
 _MAX_INLINE = 511 - _UID
 _APART = b"\x00"  # never a record's first byte (its version)
+_COMPACT_AFTER = 64  # removals before a user's entries may be compacted (see _compact)
 MAX_SOURCES = 16  # a unit said many times keeps its latest 16 source turns
 
 
@@ -73,19 +76,21 @@ class UserState:
     levels: list[int]  # units at each level 0..3
     tokens: int  # estimated tokens of all units' current forms
     version: int = 0  # bumped by every write: tells a process its RAM cache is stale
+    removed: int = 0  # units removed since the user's entries were last compacted
 
     @property
     def units(self) -> int:
         return sum(self.levels)
 
     def to_bytes(self) -> bytes:
-        return json.dumps([self.user_id, self.now, self.levels, self.tokens, self.version],
-                          ensure_ascii=False).encode("utf-8", "surrogatepass")
+        return json.dumps([self.user_id, self.now, self.levels, self.tokens, self.version,
+                           self.removed], ensure_ascii=False).encode("utf-8", "surrogatepass")
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserState:
-        uid, now, levels, tokens, version = json.loads(raw.decode("utf-8", "surrogatepass"))
-        return cls(uid, now, levels, tokens, version)
+        uid, now, levels, tokens, version, removed = json.loads(
+            raw.decode("utf-8", "surrogatepass"))
+        return cls(uid, now, levels, tokens, version, removed)
 
 
 @dataclasses.dataclass(slots=True)
@@ -168,7 +173,7 @@ def _unmention(raw: bytes) -> tuple[int, int, int]:
 
 
 def _fingerprint_entry(unit: MemoryUnit) -> bytes:
-    return _mention(term_key("\0fp" + unit.fingerprint), unit.id, 0, 0)
+    return _FINGERPRINT + bytes.fromhex(unit.fingerprint)[:5] + _pack_uid(unit.id)
 
 
 def _term_entries(cur: Any, ukey: bytes, term_hash: bytes, limit: int) -> list[bytes]:
@@ -298,8 +303,9 @@ class WorkingSet:
         ids: list[int] = []
         with tx.ws.cursor(db=self.db["schedule"]) as cur:
             if cur.set_range_dup(user_key(user_id), _EXPIRY):
-                ids = [int.from_bytes(raw[_WHEN_END:], "big")
-                       for raw in cur.iternext_dup(keys=False)]
+                ids = [int.from_bytes(raw[_WHEN_END:], "big") for raw in
+                       itertools.takewhile(lambda raw: raw[:1] == _EXPIRY,
+                                           cur.iternext_dup(keys=False))]
         for unit_id in ids:
             unit = self.load(tx, user_id, unit_id)
             if unit is not None:
@@ -590,15 +596,19 @@ class WorkingSet:
         )
 
     def _duplicate_of(self, tx: Tx, user_id: str, text: str) -> MemoryUnit | None:
-        ukey, fp = user_key(user_id), fingerprint(text).hex()
-        with tx.ws.cursor(db=self.db["mentions"]) as cur:
-            if not cur.set_key(ukey):
-                return None
-            entries = _term_entries(cur, ukey, term_key("\0fp" + fp), 1)
-        if not entries:
-            return None
-        unit = self.load(tx, user_id, _unmention(entries[0])[0])
-        return unit if unit is not None and unit.fingerprint == fp else None
+        ukey, fp = user_key(user_id), fingerprint(text)
+        prefix = _FINGERPRINT + fp[:5]
+        ids: list[int] = []
+        with tx.ws.cursor(db=self.db["schedule"]) as cur:
+            if cur.set_range_dup(ukey, prefix):
+                ids = [int.from_bytes(raw[len(prefix):], "big") for raw in
+                       itertools.takewhile(lambda raw: raw[: len(prefix)] == prefix,
+                                           cur.iternext_dup(keys=False))]
+        for unit_id in reversed(ids):  # the newest unit with that sentence
+            unit = self.load(tx, user_id, unit_id)
+            if unit is not None and unit.fingerprint == fp.hex():
+                return unit
+        return None
 
     def _index_mentions(self, tx: Tx, unit: MemoryUnit, terms: tuple[str, ...]) -> None:
         ukey, db = user_key(unit.user_id), self.db["mentions"]
@@ -652,15 +662,16 @@ class WorkingSet:
         self._write_record(tx, unit, new=True)
         self._put(tx, st, unit)
         if unit.fingerprint:
-            tx.ws.put(user_key(unit.user_id), _fingerprint_entry(unit), db=self.db["mentions"],
+            tx.ws.put(user_key(unit.user_id), _fingerprint_entry(unit), db=self.db["schedule"],
                       dupdata=True)
 
     def _remove(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
         self._unput(tx, st, unit)
+        st.removed += 1
         with tx.ws.cursor(db=self.db["units"]) as cur:
             self._delete_record(tx, cur, user_key(unit.user_id), _pack_uid(unit.id))
         if unit.fingerprint:
-            tx.ws.delete(user_key(unit.user_id), _fingerprint_entry(unit), db=self.db["mentions"])
+            tx.ws.delete(user_key(unit.user_id), _fingerprint_entry(unit), db=self.db["schedule"])
 
     def _replace(self, tx: Tx, st: UserState, old: MemoryUnit, new: MemoryUnit) -> None:
         """The same unit in a new state (degraded, reinforced): its fingerprint stays,
@@ -805,8 +816,8 @@ class WorkingSet:
             if not over_units and st.tokens <= self.s.working_set_tokens:
                 return
             with tx.ws.cursor(db=self.db["schedule"]) as cur:
-                if not cur.set_range_dup(key, _EXPIRY):  # the user's first: the weakest
-                    return
+                if not cur.set_range_dup(key, _EXPIRY) or cur.value()[:1] != _EXPIRY:
+                    return  # (the first expiry entry is the user's weakest unit)
                 weakest = bytes(cur.value())
             unit = self.load(tx, st.user_id, int.from_bytes(weakest[_WHEN_END:], "big"))
             if unit is None:  # a stale index entry: drop it and go on
@@ -850,7 +861,35 @@ class WorkingSet:
         self._save_state(tx, st, ch)
         return merged, ch
 
+    def _compact(self, tx: Tx, st: UserState) -> None:
+        """Rewrite the user's units onto full pages.
+
+        Units are appended in id order, onto full pages, and most are later forgotten
+        one by one, which leaves their pages mostly empty (LMDB merges a page only
+        below a quarter full). Once as many units have gone as are left, the user's
+        units are read, deleted and appended again in order: work bounded by the
+        working-set capacity, done once per that many removals (O(1) amortised).
+        (Indexes with random inserts, the schedule and mentions, settle near two
+        thirds full by themselves; rewriting them full only makes the next inserts
+        split pages.)
+        """
+        ukey = user_key(st.user_id)
+        with tx.ws.cursor(db=self.db["units"]) as cur:
+            if cur.set_key(ukey):
+                values = [bytes(v) for v in cur.iternext_dup(keys=False)]
+                # The first stays: LMDB's page counts (stats) miss the last page of a
+                # duplicate set that is emptied.
+                cur.set_key(ukey)
+                if cur.next_dup():
+                    for _value in values[1:]:
+                        cur.delete()
+                for value in values[1:]:
+                    cur.put(ukey, value, dupdata=True, append=True)
+        st.removed = 0
+
     def _save_state(self, tx: Tx, st: UserState, ch: Changes) -> None:
+        if st.removed >= max(_COMPACT_AFTER, st.units):
+            self._compact(tx, st)
         if ch.since < 0:
             ch.since = st.version
         st.version += 1
