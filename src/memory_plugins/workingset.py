@@ -628,11 +628,10 @@ class WorkingSet:
         record = unit.to_record()
         value = uid + (record if len(record) <= _MAX_INLINE else _APART)
         with tx.ws.cursor(db=self.db["units"]) as cur:
-            if not new:
-                self._delete_record(tx, cur, ukey, uid, keep_apart=value[_UID:] == _APART)
             # New units have the user's highest id so far: appending keeps pages full.
             # A restored unit has an older id; LMDB then refuses the append (False).
             if not (new and cur.put(ukey, value, dupdata=True, append=True)):
+                self._delete_record(tx, cur, ukey, uid, keep_apart=value[_UID:] == _APART)
                 cur.put(ukey, value, dupdata=True)
         if value[_UID:] == _APART:
             tx.ws.put(ukey + uid, record, db=self.db["big_units"])
