@@ -176,3 +176,39 @@ def test_a_memory_with_long_metadata_is_kept_apart_and_round_trips(engine: Memor
     engine.delete(memory.id)
     with engine._store.ws.read() as txn:
         assert txn.stat(engine._store.ws.dbs["big_units"])["entries"] == 0
+
+
+def test_compacting_a_users_units_changes_nothing_they_show(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once as many units have gone as are left, the user's units are rewritten onto
+    full pages: the same memories, the same records, fewer pages."""
+    import datetime as dt
+
+    from memory_plugins import workingset
+
+    compactions: list[int] = []
+    real = workingset.WorkingSet._compact
+
+    def counted(self: workingset.WorkingSet, tx: workingset.Tx,
+                st: workingset.UserState) -> None:
+        compactions.append(st.units)
+        real(self, tx, st)
+
+    monkeypatch.setattr(workingset.WorkingSet, "_compact", counted)
+    start = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+    with MemoryEngine(tmp_path, embedder="hashing", maintenance="inline") as engine:
+        for n in range(400):
+            engine.observe(f"Today I met my colleague number {n} at the station {n % 7}.",
+                           user_id="me", timestamp=start + dt.timedelta(hours=6 * n))
+        assert compactions  # units went (episodic, a few days' stability), so it ran
+        before = [(m.id, m.level, m.text, m.stability_days) for m in engine.memories(user_id="me")]
+        ws, store = engine._ws, engine._store
+
+        def fn(txn: object) -> None:
+            with store.log.read() as log_txn:
+                tx = workingset.Tx(txn, log_txn)
+                ws._compact(tx, ws.state(tx, "me"))
+        store.ws.write(fn)
+        engine._hot = type(engine._hot)(16, 4)  # read back from the store, not RAM
+        after = [(m.id, m.level, m.text, m.stability_days) for m in engine.memories(user_id="me")]
+        assert after == before
