@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -286,7 +287,7 @@ def test_alternating_messages_suit_strict_chat_templates(mem: MemoryEngine) -> N
     messages = prompt.alternating()
     roles = [m["role"] for m in messages]
     assert roles[0] == roles[-1] == "user" and "system" not in roles
-    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(roles))
     assert messages[0]["content"].startswith(prompt.messages[0]["content"])  # memories kept
     assert messages[-1]["content"].endswith("How old is my dog?")
     tok = mem.tokenizer

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_plugins import CorruptionError, MemoryEngine
-from memory_plugins.frames import HEADER_SIZE, Turn, decode_frame, encode_frame
+from memory_plugins.frames import HEAD_SIZE, Turn, decode_frame, encode_frame, read_header
 from memory_plugins.storage import pack_u64
 
 # Any Python str, lone surrogates included: the log must not care what it is given.
@@ -101,7 +101,7 @@ def test_verify_catches_a_rewritten_frame_with_a_valid_crc(engine: MemoryEngine)
     with env.begin(write=True) as txn:
         raw = bytes(txn.get(pack_u64(ids[1]), db=db))
         original = decode_frame(raw)
-        prev = raw[24:40]
+        prev = read_header(raw)[1]
         forged = Turn(**{**{f: getattr(original, f) for f in original.__slots__},
                          "text": "I paid 2000 euros."})
         txn.put(pack_u64(ids[1]), encode_frame(forged, prev), db=db)
@@ -112,18 +112,38 @@ def test_verify_catches_a_rewritten_frame_with_a_valid_crc(engine: MemoryEngine)
     assert engine.get_turn(ids[1]).text == "I paid 2000 euros."  # readable, but caught
 
 
-def test_frames_compress_and_have_a_fixed_header() -> None:
+def test_frames_compress_and_have_a_fixed_head() -> None:
     turn = Turn(id=7, user_id="u", session_id=None, role="user", speaker=None,
                 text="the same words again " * 50, timestamp=0.0)
     frame = encode_frame(turn, bytes(16))
-    assert frame[:4] == b"MPLF" and len(frame) < HEADER_SIZE + len(turn.text) // 4
+    assert frame[:3] == b"MP\x02" and len(frame) < HEAD_SIZE + len(turn.text) // 4
     assert decode_frame(frame) == turn
+
+
+def test_a_short_english_turn_is_compressed_against_the_dictionary() -> None:
+    text = "I have been thinking about going back to school to study something different."
+    turn = Turn(id=123_456, user_id="conv26-pass3", session_id="session_12", role="assistant",
+                speaker="Caroline", text=text, timestamp=1_683_446_400.0,
+                metadata={"dia_id": "D12:7"})
+    frame = encode_frame(turn, bytes(range(16)))
+    assert frame[3] & 1 and frame[3] & 4  # LZ4, against the dictionary
+    # Version 1 took 186 bytes: a 52-byte header and the 134-byte payload, uncompressed.
+    assert len(frame) <= 130
+    assert decode_frame(frame) == turn
+
+
+@pytest.mark.parametrize("timestamp", [0.0, -0.0, 1.5, -86_400.0, 1e300, 2.0**53, -1.25e-7])
+def test_timestamps_round_trip_exactly(timestamp: float) -> None:
+    turn = Turn(id=1, user_id="u", session_id="s", role="odd role ✓", speaker="", text="",
+                timestamp=timestamp, utc_offset_minutes=-720)
+    back = decode_frame(encode_frame(turn, bytes(16)))
+    assert back == turn and str(back.timestamp) == str(timestamp)  # -0.0 keeps its sign
 
 
 def test_a_newer_frame_version_is_refused_clearly() -> None:
     frame = bytearray(encode_frame(Turn(id=1, user_id="u", session_id=None, role="user",
                                         speaker=None, text="hi", timestamp=0.0), bytes(16)))
-    frame[4] = 9
+    frame[2] = 9
     with pytest.raises(CorruptionError, match="upgrade memory-plugins"):
         decode_frame(bytes(frame))
 

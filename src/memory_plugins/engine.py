@@ -155,7 +155,10 @@ class MemoryEngine:
         except BaseException:
             self._store.close()
             raise
-        if self._store.rebuilt:
+        if self._store.upgraded:
+            log.warning("%s: the working set was written in an older format; it is rebuilt "
+                        "from the log as it is next read", self.path)
+        elif self._store.rebuilt:
             log.warning("%s: the machine went down while the store was open; the working "
                         "set is rebuilt from the log as it is next read", self.path)
         self._ws = WorkingSet(self._store, self.settings)

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import CorruptionError
+from .errors import CorruptionError, StorageError
 from .frames import ZERO_HASH, Turn, decode_frame, encode_frame, frame_hash, read_header
 from .storage import Env, pack_u64, unpack_u64, user_key
 
@@ -18,6 +18,12 @@ __all__ = ["BrokenFrame", "VerifyReport", "append", "get_turn", "iter_after", "i
            "last_seq", "verify"]
 
 _CHAIN = struct.Struct(">Q16sQ")  # last seq, last frame hash, number of frames
+SEQ_BYTES = 5  # a seq in the user_turns index (store format 2): turn ids below 2**40
+MAX_SEQ = (1 << (8 * SEQ_BYTES)) - 1
+
+
+def pack_seq(seq: int) -> bytes:
+    return seq.to_bytes(SEQ_BYTES, "big")
 
 
 def append(log: Env, txn: Any, turn: Turn) -> Turn:
@@ -25,13 +31,17 @@ def append(log: Env, txn: Any, turn: Turn) -> Turn:
     dbs = log.dbs
     with txn.cursor(db=dbs["turns"]) as cur:
         seq = unpack_u64(cur.key()) + 1 if cur.last() else 1
+    if seq > MAX_SEQ:
+        raise StorageError(f"the log holds {MAX_SEQ:,} turns, as many as it can number")
     turn = dataclasses.replace(turn, id=seq)
     ukey = user_key(turn.user_id)
     head = txn.get(ukey, db=dbs["chains"])
     prev, count = (ZERO_HASH, 0) if head is None else _CHAIN.unpack(head)[1:]
     frame = encode_frame(turn, prev)
     txn.put(pack_u64(seq), frame, db=dbs["turns"], append=True)
-    txn.put(ukey, pack_u64(seq), db=dbs["user_turns"], dupdata=True)
+    # Appended after the user's last (seqs only grow): pages of the index stay full.
+    if not txn.put(ukey, pack_seq(seq), db=dbs["user_turns"], dupdata=True, append=True):
+        txn.put(ukey, pack_seq(seq), db=dbs["user_turns"], dupdata=True)
     txn.put(ukey, _CHAIN.pack(seq, frame_hash(frame), count + 1), db=dbs["chains"])
     return turn
 
@@ -80,17 +90,18 @@ def iter_user_seqs(log: Env, txn: Any, user_id: str, *, reverse: bool = False,
         if not cur.set_key(ukey):
             return
         if reverse:
-            if not before or not cur.set_range_dup(ukey, pack_u64(before)):
+            if not before or not cur.set_range_dup(ukey, pack_seq(min(before, MAX_SEQ))):
                 cur.last_dup()  # no bound, or every turn is below it
             elif not cur.prev_dup():
                 return  # nothing below ``before``
             seqs = cur.iterprev_dup(keys=False)
         else:
-            if after and not cur.set_range_dup(ukey, pack_u64(after + 1)):
+            if after and (after >= MAX_SEQ
+                          or not cur.set_range_dup(ukey, pack_seq(after + 1))):
                 return
             seqs = cur.iternext_dup(keys=False)
         for raw_seq in seqs:
-            yield unpack_u64(raw_seq)
+            yield int.from_bytes(raw_seq, "big")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -14,6 +14,13 @@ LMDB gives one writer and many readers across processes; maps grow by doubling.
 
 User ids never become file or key material as given: a user's key is the
 BLAKE2b-128 of the id.
+
+Formats. The log's ``meta/format`` is ``STORE_FORMAT``: "2" since frames may be
+version 2 (frames.py); a format-1 store opens as is (its version-1 frames still
+read) and is marked "2". The working set's ``meta/format`` is
+``WORKING_SET_FORMAT``; a working set of another format (or none: written before
+it was recorded) is emptied on open and rebuilt from the log, as after a crash of
+the machine, since everything in it is derived from the log.
 """
 
 from __future__ import annotations
@@ -34,29 +41,39 @@ import lmdb
 
 from .errors import StorageError, StoreClosedError, StoreLockedError, ValidationError
 
-__all__ = ["Store", "pack_u64", "term_key", "unpack_u64", "user_key", "user_prefix"]
+__all__ = ["Store", "pack_u64", "term_key", "unpack_u64", "user_key"]
 
 T = TypeVar("T")
-STORE_FORMAT = b"1"
+STORE_FORMAT = b"2"
+READABLE_FORMATS = (b"1", b"2")  # format 1: every frame is a version-1 frame
+WORKING_SET_FORMAT = b"2"  # "1" (never recorded): units keyed by id, one key per entry
 _U64 = struct.Struct(">Q")
 
 # name -> (dupsort, dupfixed). Keys are big-endian so LMDB's byte order is numeric order.
 LOG_DATABASES: dict[str, tuple[bool, bool]] = {
     "meta": (False, False),  # b"format", b"settings"
     "turns": (False, False),  # seq -> frame
-    "user_turns": (True, True),  # user_key -> seq (dups, sorted)
+    "user_turns": (True, True),  # user_key -> seq (dups, sorted; 5 bytes, 8 in format 1)
     "chains": (False, False),  # user_key -> last seq, last hash, turn count
 }
 WORKING_SET_DATABASES: dict[str, tuple[bool, bool]] = {
     "meta": (False, False),  # b"applied": the last log turn applied
     "users": (False, False),  # user_key -> per-user working-set state
-    "units": (False, False),  # unit_id -> user_key + unit record (appended: pages stay full)
-    # user_key + b"d" + due time + unit_id: next degradation, soonest first;
-    # user_key + b"e" + forget time + unit_id: weakest first (one per unit: the user's
-    # working set). One database: a durable commit costs per page it dirties.
-    "schedule": (False, False),
-    # user prefix + term hash -> unit_id + span (dups): the restore index; the term
-    # "\0fp" + sentence hash -> unit_id: duplicate detection.
+    # user_key -> unit_id (6 bytes) + unit record, one duplicate per unit, sorted by id
+    # (new units are appended: pages stay full); records over LMDB's 511-byte cap on a
+    # duplicate are kept in big_units (user_key + unit_id -> record).
+    "units": (True, False),
+    "big_units": (False, False),
+    # One key per user with three fixed-size duplicates per unit (packed without
+    # per-entry headers, so an entry costs its 12 bytes):
+    # user_key -> b"d" + due time + unit_id: next degradation, soonest first;
+    #             b"e" + forget time + unit_id: weakest first (one per unit: the
+    #             user's working set). Times in whole seconds (5 bytes), ids in 6;
+    #             b"f" + sentence fingerprint (5 bytes) + unit_id: duplicate detection.
+    # One database: a durable commit costs per page it dirties.
+    "schedule": (True, True),
+    # user_key -> term hash (5) + unit_id (6) + span (3), one fixed-size duplicate per
+    # entry, sorted by term then unit: the restore index (only ever added to).
     "mentions": (True, True),
     "tombstones": (False, False),  # user_key + unit_id -> deletion record
     "history": (False, False),  # user_key + unit_id + seq -> ADD/UPDATE/DELETE event
@@ -68,7 +85,9 @@ def pack_u64(n: int) -> bytes:
 
 
 def unpack_u64(b: bytes, offset: int = 0) -> int:
-    return int(_U64.unpack_from(b, offset)[0])
+    """The big-endian number in the 8 bytes at ``offset``, or in fewer where ``b`` ends
+    sooner (a 5-byte seq of the user_turns index reads the same way)."""
+    return int.from_bytes(b[offset : offset + 8], "big")
 
 
 @functools.lru_cache(maxsize=4096)  # hashed on every index access of the write path
@@ -76,21 +95,11 @@ def user_key(user_id: str) -> bytes:
     return hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def user_prefix(user_id: str) -> bytes:
-    """8 bytes of the user key, for the hint indexes (mentions, fingerprints): they
-    only name candidate units, which are then loaded under the full 16-byte key, so
-    a prefix collision costs a lookup, never another user's data."""
-    return user_key(user_id)[:8]
-
-
 def term_key(term: str) -> bytes:
-    return hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-
-
-def pack_time(ts: float) -> bytes:
-    """A sortable 8-byte time key (microseconds, offset so negatives sort first)."""
-    micros = round(ts * 1_000_000) + (1 << 63)
-    return _U64.pack(min(max(micros, 0), (1 << 64) - 1))
+    """5 bytes naming a term within one user's mention index: a hint (a collision costs
+    a lookup or a reinforced neighbour, never another user's data: entries sit under
+    the full user key)."""
+    return hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=5).digest()
 
 
 class _SharedExclusive:
@@ -126,9 +135,12 @@ class Env:
     """One LMDB environment with its named sub-databases."""
 
     def __init__(self, path: Path, databases: dict[str, tuple[bool, bool]], *, durable: bool,
-                 map_size: int, flush_interval_ms: int | None) -> None:
+                 map_size: int, flush_interval_ms: int | None,
+                 derived_format: bytes | None = None) -> None:
         """``durable``: fsync every commit. Otherwise fsync every ``flush_interval_ms``,
-        or (None) only on ``flush()`` and ``close()``."""
+        or (None) only on ``flush()`` and ``close()``. ``derived_format``: the
+        environment holds only data derived from the log, in this format: if it holds
+        another (``reset`` is then True), every database but ``meta`` is dropped."""
         self.path = path
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -147,8 +159,11 @@ class Env:
         self._in_use = _SharedExclusive()  # transactions vs. map resizes, in this process
         self.closed = False
         self.dbs: dict[str, Any] = {}
+        self.reset = False
         try:
             with self.env.begin(write=True) as txn:
+                if derived_format is not None:
+                    self.reset = self._check_derived_format(txn, derived_format)
                 for name, (dupsort, dupfixed) in databases.items():
                     self.dbs[name] = self.env.open_db(name.encode(), txn=txn,
                                                       dupsort=dupsort, dupfixed=dupfixed)
@@ -157,6 +172,21 @@ class Env:
             raise StorageError(
                 f"cannot open the databases of {str(path)!r}: {exc}. If this is the "
                 "working_set directory, delete it: it is rebuilt from the log") from exc
+
+    def _check_derived_format(self, txn: Any, fmt: bytes) -> bool:
+        """Drop every database but ``meta`` (their flags may differ from this format's)
+        and forget what was applied, unless the environment is new or in ``fmt``."""
+        meta = self.env.open_db(b"meta", txn=txn)
+        if txn.get(b"format", db=meta) == fmt:
+            return False
+        with txn.cursor() as cur:  # the main database: one key per named database
+            names = [bytes(k) for k in cur.iternext(values=False) if bytes(k) != b"meta"]
+        for name in names:
+            txn.drop(self.env.open_db(name, txn=txn, create=False), delete=True)
+        for key in (b"applied", b"skipped", b"first_skipped"):
+            txn.delete(key, db=meta)
+        txn.put(b"format", fmt, db=meta)
+        return bool(names)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -267,7 +297,9 @@ class Store:
             boot = _boot_id()
             self.ws = Env(self.path / "working_set", WORKING_SET_DATABASES,
                           durable=boot is None and durable, map_size=map_size,
-                          flush_interval_ms=None if boot else flush_interval_ms)
+                          flush_interval_ms=None if boot else flush_interval_ms,
+                          derived_format=WORKING_SET_FORMAT)
+            self.upgraded = self.ws.reset  # another format: rebuilt from the log
             self.rebuilt = self._open_working_set(boot)
         except BaseException:
             self.close()
@@ -277,13 +309,30 @@ class Store:
         def fn(txn: Any) -> None:
             meta = self.log.dbs["meta"]
             fmt = txn.get(b"format", db=meta)
-            if fmt is None:
+            if fmt == b"1":
+                self._upgrade_format_1(txn)
+            if fmt is None or (fmt != STORE_FORMAT and fmt in READABLE_FORMATS):
                 txn.put(b"format", STORE_FORMAT, db=meta)
             elif fmt != STORE_FORMAT:
                 raise StorageError(
                     f"store {str(self.path)!r} has format {bytes(fmt)!r}, this release reads "
                     f"{STORE_FORMAT!r}; export it with the release that wrote it")
         self.log.write(fn)
+
+    def _upgrade_format_1(self, txn: Any) -> None:
+        """Format 1 indexed a user's turns by 8-byte seqs; format 2 by 5 (its frames
+        are unchanged: version-1 frames stay readable). One pass over the index."""
+        db = self.log.dbs["user_turns"]
+        with txn.cursor(db=db) as cur:
+            pairs = [(bytes(k), bytes(v)) for k, v in cur]
+        if not pairs or len(pairs[0][1]) != 8:
+            return
+        txn.drop(db, delete=False)
+        with txn.cursor(db=db) as cur:
+            for key, value in pairs:
+                if value[:3] != bytes(3):
+                    raise StorageError(f"turn {unpack_u64(value)} is past what format 2 numbers")
+                cur.put(key, value[3:], dupdata=True, append=True)
 
     def _open_working_set(self, boot: bytes | None) -> bool:
         """Count this process as a writer of the working set. If writers were still

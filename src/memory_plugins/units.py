@@ -32,10 +32,10 @@ __all__ = ["GONE", "LEVEL_NAMES", "MemoryUnit", "abbreviate", "estimate_tokens"]
 LEVEL_NAMES = ("verbatim", "compressed", "abbreviated", "trace")
 GONE = 4
 SECONDS_PER_DAY = 86400.0
-_RECORD_VERSION = 2
-# version, level, type, flags, reinforcements, access count, created, last reinforced,
-# stability (days), origin turn, span start, span end, fingerprint, number of sources
-_RECORD = struct.Struct("<BBBBHIdddQII8sB")
+_RECORD_VERSION = 3  # layout in MemoryUnit.to_record; older records are never read
+_F32, _F64 = struct.Struct("<f"), struct.Struct("<d")
+_MAX_COUNT = (1 << 32) - 1
+_WHOLE_LIMIT = float(1 << 53)
 _TYPE_INDEX = {name: i for i, name in enumerate(MEMORY_TYPES)}
 
 
@@ -152,16 +152,55 @@ class MemoryUnit:
     # -- persistence: a compact binary record, versioned --------------------------
 
     def to_record(self) -> bytes:
-        flags = (1 if self.value is not None else 0) | (2 if self.metadata is not None else 0)
-        out = bytearray(_RECORD.pack(
-            _RECORD_VERSION, self.level, _TYPE_INDEX[self.type], flags,
-            min(self.reinforcements, 0xFFFF), min(self.access_count, 0xFFFFFFFF),
-            self.created_at, self.last_reinforced, self.stability_days, self.origin,
-            self.span[0], self.span[1], bytes.fromhex(self.fingerprint or "00" * 8),
-            len(self.sources)))
-        for source in self.sources:
-            put_varint(out, source)
-        # The user id is not repeated here: the record's key holds its 128-bit hash.
+        """The unit as stored (the user id is not repeated: the record's key holds its
+        128-bit hash). Layout (version 3), every number exact on the way back:
+
+            byte 0     record version (3)
+            byte 1     level (bits 0-1), type (2-4), has value (5), has metadata (6),
+                       has fingerprint (7)
+            byte 2     layout: origin is the id's turn (bit 0), sources are just the
+                       origin (1), created == last reinforced (2), last reinforced is a
+                       whole number of seconds (3), so is created (4), stability fits a
+                       float32 exactly (5)
+            varints    reinforcements, access count
+            times      [created], last reinforced: float64, or a zigzag varint when whole
+            stability  float32 or float64 (days)
+            [origin]   varint
+            span       varint start, varint length
+            [8 bytes]  fingerprint
+            [sources]  varint count, then zigzag varint deltas from the previous one
+            strings    subject, relation, [value], [metadata JSON]: varint length + UTF-8
+        """
+        has_fp = bool(self.fingerprint)
+        head = (self.level | _TYPE_INDEX[self.type] << 2 | (self.value is not None) << 5
+                | (self.metadata is not None) << 6 | has_fp << 7)
+        origin_default = self.origin == self.id >> 8
+        sources_default = self.sources == (self.origin,)
+        same_times = _same_float(self.created_at, self.last_reinforced)
+        last_whole = _is_whole(self.last_reinforced)
+        created_whole = not same_times and _is_whole(self.created_at)
+        stab32 = _fits_f32(self.stability_days)
+        layout = (origin_default | sources_default << 1 | same_times << 2 | last_whole << 3
+                  | created_whole << 4 | stab32 << 5)
+        out = bytearray((_RECORD_VERSION, head, layout))
+        put_varint(out, min(self.reinforcements, _MAX_COUNT))
+        put_varint(out, min(self.access_count, _MAX_COUNT))
+        if not same_times:
+            _put_time(out, self.created_at, created_whole)
+        _put_time(out, self.last_reinforced, last_whole)
+        out += _F32.pack(self.stability_days) if stab32 else _F64.pack(self.stability_days)
+        if not origin_default:
+            put_varint(out, self.origin)
+        put_varint(out, self.span[0])
+        put_varint(out, self.span[1] - self.span[0])
+        if has_fp:
+            out += bytes.fromhex(self.fingerprint)
+        if not sources_default:
+            put_varint(out, len(self.sources))
+            prev = self.origin
+            for source in self.sources:
+                put_varint(out, _zigzag(source - prev))
+                prev = source
         texts = [self.subject, self.relation]
         if self.value is not None:
             texts.append(self.value)
@@ -176,31 +215,102 @@ class MemoryUnit:
     @classmethod
     def from_record(cls, unit_id: int, user_id: str, raw: bytes) -> MemoryUnit:
         try:
-            (version, level, kind, flags, reinforcements, access, created, last, stability,
-             origin, start, end, fp, n_sources) = _RECORD.unpack_from(raw)
+            version, head, layout = raw[0], raw[1], raw[2]
             if version != _RECORD_VERSION:
                 raise ValueError(f"unit record version {version}")
-            pos = _RECORD.size
-            sources = []
-            for _ in range(n_sources):
-                source, pos = get_varint(raw, pos)
-                sources.append(source)
-            texts = []
-            for _ in range(2 + (flags & 1) + (flags >> 1 & 1)):
+            reinforcements, pos = get_varint(raw, 3)
+            access, pos = get_varint(raw, pos)
+            if layout & 4:
+                created = None
+            else:
+                created, pos = _get_time(raw, pos, layout & 16)
+            last, pos = _get_time(raw, pos, layout & 8)
+            if layout & 32:
+                stability = _F32.unpack_from(raw, pos)[0]
+                pos += 4
+            else:
+                stability = _F64.unpack_from(raw, pos)[0]
+                pos += 8
+            if layout & 1:
+                origin = unit_id >> 8
+            else:
+                origin, pos = get_varint(raw, pos)
+            start, pos = get_varint(raw, pos)
+            length, pos = get_varint(raw, pos)
+            fp = ""
+            if head & 128:
+                fp = raw[pos : pos + 8].hex()
+                pos += 8
+            if layout & 2:
+                sources: tuple[int, ...] = (origin,)
+            else:
                 n, pos = get_varint(raw, pos)
+                found = []
+                prev = origin
+                for _ in range(n):
+                    delta, pos = get_varint(raw, pos)
+                    prev += _unzigzag(delta)
+                    found.append(prev)
+                sources = tuple(found)
+            texts = []
+            for _ in range(2 + (head >> 5 & 1) + (head >> 6 & 1)):
+                n, pos = get_varint(raw, pos)
+                if pos + n > len(raw):
+                    raise ValueError("a text runs past the record")
                 texts.append(raw[pos : pos + n].decode("utf-8", "surrogatepass"))
                 pos += n
-            value = texts[2] if flags & 1 else None
-            metadata = json.loads(texts[-1]) if flags & 2 else None
+            if pos != len(raw):
+                raise ValueError("trailing bytes after the record")
             return cls(
-                id=unit_id, user_id=user_id, type=MEMORY_TYPES[kind], level=level,
-                verbatim=None, subject=texts[0], relation=texts[1], value=value,
-                created_at=created, last_reinforced=last, stability_days=stability,
-                reinforcements=reinforcements, access_count=access, origin=origin,
-                span=(start, end), sources=tuple(sources), metadata=metadata,
-                fingerprint=fp.hex())
+                id=unit_id, user_id=user_id, type=MEMORY_TYPES[head >> 2 & 7], level=head & 3,
+                verbatim=None, subject=texts[0], relation=texts[1],
+                value=texts[2] if head & 32 else None,
+                created_at=last if created is None else created, last_reinforced=last,
+                stability_days=stability, reinforcements=reinforcements, access_count=access,
+                origin=origin, span=(start, start + length), sources=sources,
+                metadata=json.loads(texts[-1]) if head & 64 else None, fingerprint=fp)
         except (ValueError, IndexError, struct.error) as exc:
             raise CorruptionError(f"memory {unit_id} has an unreadable record: {exc}") from exc
+
+
+def _zigzag(n: int) -> int:
+    return n << 1 if n >= 0 else (-n << 1) - 1
+
+
+def _unzigzag(n: int) -> int:
+    return n >> 1 if not n & 1 else -((n + 1) >> 1)
+
+
+def _is_whole(x: float) -> bool:
+    """A float that a zigzag varint holds exactly (-0.0 is not: its sign would go)."""
+    x = float(x)
+    return x.is_integer() and abs(x) < _WHOLE_LIMIT and not (
+        x == 0.0 and math.copysign(1.0, x) < 0)
+
+
+def _same_float(a: float, b: float) -> bool:
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+def _fits_f32(x: float) -> bool:
+    try:
+        return bool(_F32.unpack(_F32.pack(x))[0] == x) and math.isfinite(x)
+    except (OverflowError, struct.error):
+        return False
+
+
+def _put_time(out: bytearray, x: float, whole: bool) -> None:
+    if whole:
+        put_varint(out, _zigzag(int(x)))
+    else:
+        out += _F64.pack(x)
+
+
+def _get_time(raw: bytes, pos: int, whole: int) -> tuple[float, int]:
+    if whole:
+        n, pos = get_varint(raw, pos)
+        return float(_unzigzag(n)), pos
+    return float(_F64.unpack_from(raw, pos)[0]), pos + 8
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(MemoryUnit))

@@ -28,22 +28,42 @@ import itertools
 import json
 import logging
 import math
-import struct
 from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 from . import rawlog
+from .errors import CorruptionError, StorageError
 from .extract import Extracted, TurnAnalysis, analyze_turn, extract_span, fingerprint
 from .frames import Turn
 from .settings import Settings
-from .storage import Env, Store, pack_time, pack_u64, term_key, unpack_u64, user_key, user_prefix
+from .storage import Env, Store, pack_u64, term_key, unpack_u64, user_key
 from .units import GONE, MemoryUnit
 
 __all__ = ["Changes", "Tx", "UserState", "WorkingSet"]
 
-_MENTION = struct.Struct(">QII")  # unit id, span start, span end (in turn id >> 8)
 log = logging.getLogger("memory_plugins")
-_DUE, _EXPIRY = b"d", b"e"  # the two parts of the schedule database
+# A schedule entry is a duplicate under the user key: part (b"d" due, b"e" expiry),
+# when (whole seconds, rounded up, 5 bytes), unit id (6 bytes). Rounding up only
+# delays a degradation by under a second of conversation time, never advances it.
+# The same database holds, as part b"f", each unit's fingerprint (its first 5 bytes)
+# then its id: duplicate detection, removed with the unit like its schedule.
+_DUE, _EXPIRY, _FINGERPRINT = b"d", b"e", b"f"
+_WHEN_END = 6  # the unit id follows part + time
+_SECONDS_BIAS = 1 << 39  # times from about 17,000 years before 1970 to as many after
+_SECONDS_MAX = (1 << 40) - 1
+# A mention entry is a duplicate under the user key: term hash (5 bytes), unit id (6),
+# span (3: start 14 bits, length 10 bits). A span that does not fit is stored as all
+# ones and found again by analysing the unit's turn.
+_TERM = 5
+_NO_SPAN = b"\xff" * 3
+_UID = 6  # unit ids stored in 6 bytes: turn ids below 2**40
+_MAX_UID = 1 << (8 * _UID)
+# A unit is a duplicate under its user's key: unit id (6 bytes) + record. LMDB caps a
+# duplicate at 511 bytes; a longer record (long caller metadata) is stored apart, in
+# ``big_units`` under user key + unit id, and its duplicate holds the marker instead.
+_MAX_INLINE = 511 - _UID
+_APART = b"\x00"  # never a record's first byte (its version)
+_COMPACT_AFTER = 64  # removals before a user's entries may be compacted (see _compact)
 MAX_SOURCES = 16  # a unit said many times keeps its latest 16 source turns
 
 
@@ -56,19 +76,21 @@ class UserState:
     levels: list[int]  # units at each level 0..3
     tokens: int  # estimated tokens of all units' current forms
     version: int = 0  # bumped by every write: tells a process its RAM cache is stale
+    removed: int = 0  # units removed since the user's entries were last compacted
 
     @property
     def units(self) -> int:
         return sum(self.levels)
 
     def to_bytes(self) -> bytes:
-        return json.dumps([self.user_id, self.now, self.levels, self.tokens, self.version],
-                          ensure_ascii=False).encode("utf-8", "surrogatepass")
+        return json.dumps([self.user_id, self.now, self.levels, self.tokens, self.version,
+                           self.removed], ensure_ascii=False).encode("utf-8", "surrogatepass")
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserState:
-        uid, now, levels, tokens, version = json.loads(raw.decode("utf-8", "surrogatepass"))
-        return cls(uid, now, levels, tokens, version)
+        uid, now, levels, tokens, version, removed = json.loads(
+            raw.decode("utf-8", "surrogatepass"))
+        return cls(uid, now, levels, tokens, version, removed)
 
 
 @dataclasses.dataclass(slots=True)
@@ -113,8 +135,61 @@ def unit_key(ukey: bytes, unit_id: int) -> bytes:
     return ukey + pack_u64(unit_id)
 
 
-def _fingerprint_key(user_id: str, fingerprint_hex: str) -> bytes:
-    return user_prefix(user_id) + term_key("\0fp" + fingerprint_hex)
+def _pack_uid(unit_id: int) -> bytes:
+    if not 0 <= unit_id < _MAX_UID:
+        raise StorageError(f"memory id {unit_id} is past what the working set stores "
+                           f"(turn ids below 2**40)")
+    return unit_id.to_bytes(_UID, "big")
+
+
+def _seconds(ts: float) -> bytes:
+    """A time as sortable whole seconds, rounded up, clamped (5 bytes)."""
+    if ts != ts:  # NaN: never due
+        n = _SECONDS_MAX
+    elif math.isinf(ts):
+        n = _SECONDS_MAX if ts > 0 else 0
+    else:
+        n = min(max(math.ceil(ts) + _SECONDS_BIAS, 0), _SECONDS_MAX)
+    return n.to_bytes(5, "big")
+
+
+def _mention(term_hash: bytes, unit_id: int, start: int, end: int) -> bytes:
+    length = end - start
+    if 0 <= start < 1 << 14 and 0 <= length < 1 << 10 and (start, length) != (16383, 1023):
+        span = (start << 10 | length).to_bytes(3, "big")
+    else:
+        span = _NO_SPAN
+    return term_hash + _pack_uid(unit_id) + span
+
+
+def _unmention(raw: bytes) -> tuple[int, int, int]:
+    """(unit id, span start, span end); the span is (-1, -1) where it was not stored."""
+    uid = int.from_bytes(raw[_TERM : _TERM + _UID], "big")
+    span = raw[_TERM + _UID :]
+    if span == _NO_SPAN:
+        return uid, -1, -1
+    packed = int.from_bytes(span, "big")
+    return uid, packed >> 10, (packed >> 10) + (packed & 0x3FF)
+
+
+def _fingerprint_entry(unit: MemoryUnit) -> bytes:
+    return _FINGERPRINT + bytes.fromhex(unit.fingerprint)[:5] + _pack_uid(unit.id)
+
+
+def _term_entries(cur: Any, ukey: bytes, term_hash: bytes, limit: int) -> list[bytes]:
+    """Up to ``limit`` of the user's mention entries for a term, newest unit first."""
+    if cur.set_range_dup(ukey, term_hash + b"\xff" * (_UID + 3)):
+        ok = cur.prev_dup()
+    else:
+        ok = cur.set_key(ukey) and cur.last_dup()
+    found: list[bytes] = []
+    while ok and len(found) < limit:
+        raw = cur.value()
+        if raw[:_TERM] != term_hash:
+            break
+        found.append(bytes(raw))
+        ok = cur.prev_dup()
+    return found
 
 
 def _is_added_memory(turn: Turn, unit_id: int) -> bool:
@@ -205,21 +280,32 @@ class WorkingSet:
         return UserState.from_bytes(bytes(raw))
 
     def load(self, tx: Tx, user_id: str, unit_id: int) -> MemoryUnit | None:
-        raw = tx.ws.get(pack_u64(unit_id), db=self.db["units"])
-        if raw is None or raw[:16] != user_key(user_id):
-            return None  # no such unit, or another user's
-        return MemoryUnit.from_record(unit_id, user_id, bytes(raw[16:]))
+        """The user's unit ``unit_id``; None if it has none (another user's units live
+        under another user key, so they are never found here)."""
+        if not 0 <= unit_id < _MAX_UID:
+            return None
+        ukey, uid = user_key(user_id), unit_id.to_bytes(_UID, "big")
+        with tx.ws.cursor(db=self.db["units"]) as cur:
+            if not cur.set_range_dup(ukey, uid):
+                return None
+            raw = cur.value()
+        if raw[:_UID] != uid:
+            return None
+        record = raw[_UID:]
+        if record == _APART:
+            record = tx.ws.get(ukey + uid, db=self.db["big_units"])
+            if record is None:
+                raise CorruptionError(f"memory {unit_id} is missing its stored-apart record")
+        return MemoryUnit.from_record(unit_id, user_id, bytes(record))
 
     def iter_units(self, tx: Tx, user_id: str) -> Iterator[MemoryUnit]:
         """The user's units, weakest first (every unit has one expiry entry)."""
-        prefix = user_key(user_id) + _EXPIRY
         ids: list[int] = []
         with tx.ws.cursor(db=self.db["schedule"]) as cur:
-            if cur.set_range(prefix):
-                for key in cur.iternext(values=False):
-                    if key[:17] != prefix:
-                        break
-                    ids.append(unpack_u64(key, 25))
+            if cur.set_range_dup(user_key(user_id), _EXPIRY):
+                ids = [int.from_bytes(raw[_WHEN_END:], "big") for raw in
+                       itertools.takewhile(lambda raw: raw[:1] == _EXPIRY,
+                                           cur.iternext_dup(keys=False))]
         for unit_id in ids:
             unit = self.load(tx, user_id, unit_id)
             if unit is not None:
@@ -402,20 +488,21 @@ class WorkingSet:
                         ch: Changes, *, skip: set[int], source: int | None) -> None:
         """Mentioned again: reinforce the newest units carrying each term."""
         budget = self.s.restore_per_turn
-        prefix = user_prefix(st.user_id)
+        ukey = user_key(st.user_id)
         done = set(skip)
         with tx.ws.cursor(db=self.db["mentions"]) as cur:
+            if not cur.set_key(ukey):
+                return  # nothing indexed for this user yet
             for term in terms:
                 if budget <= 0:
                     return
-                if not cur.set_key(prefix + term_key(term)):
-                    continue
-                if cur.count() > self.s.common_term_limit:
+                limit = self.s.common_term_limit
+                entries = _term_entries(cur, ukey, term_key(term), limit + 1)
+                if len(entries) > limit:
                     continue  # said everywhere: not a specific mention
-                cur.last_dup()
                 hits: list[tuple[int, int, int]] = []
-                for raw in cur.iterprev_dup(keys=False):
-                    uid, start, end = _MENTION.unpack(bytes(raw))
+                for raw in entries:
+                    uid, start, end = _unmention(raw)
                     if uid in done or any(h[0] == uid for h in hits):
                         continue
                     hits.append((uid, start, end))
@@ -465,17 +552,14 @@ class WorkingSet:
         index links to ``terms``, newest first per term, rebuilt from the log: the
         cold side of recall. Bounded by ``per_term`` x len(terms) and ``limit``.
         Ids in ``skip`` (those the caller has already) are passed over unread."""
-        prefix = user_prefix(user_id)
+        ukey = user_key(user_id)
         hits: dict[int, tuple[int, int]] = {}
         with tx.ws.cursor(db=self.db["mentions"]) as cur:
+            if not cur.set_key(ukey):
+                return []
             for term in terms:
-                if not cur.set_key(prefix + term_key(term)):
-                    continue
-                cur.last_dup()
-                for n, raw in enumerate(cur.iterprev_dup(keys=False)):
-                    if n >= per_term:
-                        break
-                    uid, start, end = _MENTION.unpack(bytes(raw))
+                for raw in _term_entries(cur, ukey, term_key(term), per_term):
+                    uid, start, end = _unmention(raw)
                     hits.setdefault(uid, (start, end))
         found: list[MemoryUnit] = []
         for uid in sorted(hits, reverse=True):
@@ -514,45 +598,64 @@ class WorkingSet:
         )
 
     def _duplicate_of(self, tx: Tx, user_id: str, text: str) -> MemoryUnit | None:
-        with tx.ws.cursor(db=self.db["mentions"]) as cur:
-            if not cur.set_key(_fingerprint_key(user_id, fingerprint(text).hex())):
-                return None
-            cur.last_dup()
-            return self.load(tx, user_id, unpack_u64(cur.value()))
+        ukey, fp = user_key(user_id), fingerprint(text)
+        prefix = _FINGERPRINT + fp[:5]
+        ids: list[int] = []
+        with tx.ws.cursor(db=self.db["schedule"]) as cur:
+            if cur.set_range_dup(ukey, prefix):
+                ids = [int.from_bytes(raw[len(prefix):], "big") for raw in
+                       itertools.takewhile(lambda raw: raw[: len(prefix)] == prefix,
+                                           cur.iternext_dup(keys=False))]
+        for unit_id in reversed(ids):  # the newest unit with that sentence
+            unit = self.load(tx, user_id, unit_id)
+            if unit is not None and unit.fingerprint == fp.hex():
+                return unit
+        return None
 
     def _index_mentions(self, tx: Tx, unit: MemoryUnit, terms: tuple[str, ...]) -> None:
-        prefix = user_prefix(unit.user_id)
-        entry = _MENTION.pack(unit.id, unit.span[0], unit.span[1])
+        ukey, db = user_key(unit.user_id), self.db["mentions"]
         for term in terms:
-            tx.ws.put(prefix + term_key(term), entry, db=self.db["mentions"], dupdata=True)
+            tx.ws.put(ukey, _mention(term_key(term), unit.id, *unit.span), db=db, dupdata=True)
 
-    def _schedule_keys(self, unit: MemoryUnit) -> tuple[bytes, bytes]:
-        """(due key, expiry key): when it leaves its level, and when it would be gone."""
+    def _schedule_keys(self, unit: MemoryUnit) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+        """The (key, value) of its due entry (when it leaves its level) and of its expiry
+        entry (when it would be gone)."""
         ukey, th = user_key(unit.user_id), self.s.level_thresholds
-        tail = pack_u64(unit.id)
-        return (ukey + _DUE + pack_time(unit.crossing_time(unit.level, th)) + tail,
-                ukey + _EXPIRY + pack_time(unit.crossing_time(3, th)) + tail)
+        tail = _pack_uid(unit.id)
+        return ((ukey, _DUE + _seconds(unit.crossing_time(unit.level, th)) + tail),
+                (ukey, _EXPIRY + _seconds(unit.crossing_time(3, th)) + tail))
 
     def _write_record(self, tx: Tx, unit: MemoryUnit, *, new: bool) -> None:
-        key, value = pack_u64(unit.id), user_key(unit.user_id) + unit.to_record()
-        if new:
-            # New units have the highest id so far: appending keeps pages full. A
-            # restored unit has an older id; LMDB then refuses the append (False).
-            if not tx.ws.put(key, value, db=self.db["units"], append=True):
-                tx.ws.put(key, value, db=self.db["units"])
-        else:
-            tx.ws.put(key, value, db=self.db["units"])
+        ukey, uid = user_key(unit.user_id), _pack_uid(unit.id)
+        record = unit.to_record()
+        value = uid + (record if len(record) <= _MAX_INLINE else _APART)
+        with tx.ws.cursor(db=self.db["units"]) as cur:
+            # New units have the user's highest id so far: appending keeps pages full.
+            # A restored unit has an older id; LMDB then refuses the append (False).
+            if not (new and cur.put(ukey, value, dupdata=True, append=True)):
+                self._delete_record(tx, cur, ukey, uid, keep_apart=value[_UID:] == _APART)
+                cur.put(ukey, value, dupdata=True)
+        if value[_UID:] == _APART:
+            tx.ws.put(ukey + uid, record, db=self.db["big_units"])
+
+    def _delete_record(self, tx: Tx, cur: Any, ukey: bytes, uid: bytes, *,
+                       keep_apart: bool = False) -> None:
+        if cur.set_range_dup(ukey, uid) and cur.value()[:_UID] == uid:
+            apart = cur.value()[_UID:] == _APART
+            cur.delete()
+            if apart and not keep_apart:
+                tx.ws.delete(ukey + uid, db=self.db["big_units"])
 
     def _put(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
         """Schedule a unit's degradation and count it."""
-        for key in self._schedule_keys(unit):
-            tx.ws.put(key, b"", db=self.db["schedule"])
+        for key, value in self._schedule_keys(unit):
+            tx.ws.put(key, value, db=self.db["schedule"], dupdata=True)
         st.levels[unit.level] += 1
         st.tokens += unit.size_tokens()
 
     def _unput(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
-        for key in self._schedule_keys(unit):
-            tx.ws.delete(key, db=self.db["schedule"])
+        for key, value in self._schedule_keys(unit):
+            tx.ws.delete(key, value, db=self.db["schedule"])
         st.levels[unit.level] -= 1
         st.tokens -= unit.size_tokens()
 
@@ -560,15 +663,16 @@ class WorkingSet:
         self._write_record(tx, unit, new=True)
         self._put(tx, st, unit)
         if unit.fingerprint:
-            tx.ws.put(_fingerprint_key(unit.user_id, unit.fingerprint),
-                      _MENTION.pack(unit.id, 0, 0), db=self.db["mentions"], dupdata=True)
+            tx.ws.put(user_key(unit.user_id), _fingerprint_entry(unit), db=self.db["schedule"],
+                      dupdata=True)
 
     def _remove(self, tx: Tx, st: UserState, unit: MemoryUnit) -> None:
         self._unput(tx, st, unit)
-        tx.ws.delete(pack_u64(unit.id), db=self.db["units"])
+        st.removed += 1
+        with tx.ws.cursor(db=self.db["units"]) as cur:
+            self._delete_record(tx, cur, user_key(unit.user_id), _pack_uid(unit.id))
         if unit.fingerprint:
-            tx.ws.delete(_fingerprint_key(unit.user_id, unit.fingerprint),
-                       _MENTION.pack(unit.id, 0, 0), db=self.db["mentions"])
+            tx.ws.delete(user_key(unit.user_id), _fingerprint_entry(unit), db=self.db["schedule"])
 
     def _replace(self, tx: Tx, st: UserState, old: MemoryUnit, new: MemoryUnit) -> None:
         """The same unit in a new state (degraded, reinforced): its fingerprint stays,
@@ -577,8 +681,8 @@ class WorkingSet:
         for before, after in zip(self._schedule_keys(old), self._schedule_keys(new),
                                  strict=True):
             if before != after:
-                tx.ws.delete(before, db=self.db["schedule"])
-                tx.ws.put(after, b"", db=self.db["schedule"])
+                tx.ws.delete(*before, db=self.db["schedule"])
+                tx.ws.put(*after, db=self.db["schedule"], dupdata=True)
         st.levels[old.level] -= 1
         st.levels[new.level] += 1
         st.tokens += new.size_tokens() - old.size_tokens()
@@ -623,6 +727,12 @@ class WorkingSet:
             explicit = self._explicit_extract(turn, info.get("type"))
             unit = self._new_unit(turn, explicit, turn.timestamp)
             return unit.evolve(id=unit_id, metadata=info.get("metadata"))
+        if start < 0:  # the mention index had no room for the span: find it again
+            spans = [(ex.start, ex.end) for ex in self._analyze(turn).units
+                     if ex.index == unit_id & 0xFF]
+            if not spans:
+                return None
+            start, end = spans[0]
         ex = extract_span(turn.text, start, end, index=unit_id & 0xFF, role=turn.role,
                           speaker=turn.speaker, when=when_of(turn))
         if ex is None:
@@ -682,36 +792,37 @@ class WorkingSet:
 
     def _decay(self, tx: Tx, st: UserState, now: float, ch: Changes) -> None:
         """Apply the forgetting curve to units whose next level change is due."""
-        prefix = user_key(st.user_id) + _DUE
-        limit = prefix + pack_time(now) + b"\xff" * 8
-        due_keys: list[bytes] = []
+        key = user_key(st.user_id)
+        # Due entries come first (b"d" < b"e"); those due by the whole second before now.
+        limit = _DUE + _seconds(math.floor(now) if math.isfinite(now) else now) + b"\xff" * _UID
+        due: list[bytes] = []
         with tx.ws.cursor(db=self.db["schedule"]) as cur:
-            if cur.set_range(prefix):
-                for key in cur.iternext(values=False):
-                    if key > limit or len(due_keys) >= self.s.decay_steps_per_turn:
+            if cur.set_key(key):
+                for value in cur.iternext_dup(keys=False):
+                    if value > limit or len(due) >= self.s.decay_steps_per_turn:
                         break
-                    due_keys.append(bytes(key))
-        for key in due_keys:
-            unit = self.load(tx, st.user_id, unpack_u64(key, 25))
-            if unit is None or self._schedule_keys(unit)[0] != key:
-                tx.ws.delete(key, db=self.db["schedule"])  # stale (never expected): heal it
+                    due.append(bytes(value))
+        for value in due:
+            unit = self.load(tx, st.user_id, int.from_bytes(value[_WHEN_END:], "big"))
+            if unit is None or self._schedule_keys(unit)[0] != (key, value):
+                tx.ws.delete(key, value, db=self.db["schedule"])  # stale (never expected)
                 continue
             self._degrade(tx, st, unit, unit.level_at(now, self.s.level_thresholds), ch)
 
     def _enforce_capacity(self, tx: Tx, st: UserState, ch: Changes) -> None:
         """Past capacity the weakest (soonest forgotten) degrade one level, or go."""
-        prefix = user_key(st.user_id) + _EXPIRY
+        key = user_key(st.user_id)
         for _ in range(4096):  # a hard bound; each step frees tokens or a unit
             over_units = st.units > self.s.warm_units
             if not over_units and st.tokens <= self.s.working_set_tokens:
                 return
             with tx.ws.cursor(db=self.db["schedule"]) as cur:
-                if not cur.set_range(prefix) or cur.key()[:17] != prefix:
-                    return
-                weakest = bytes(cur.key())
-            unit = self.load(tx, st.user_id, unpack_u64(weakest, 25))
+                if not cur.set_range_dup(key, _EXPIRY) or cur.value()[:1] != _EXPIRY:
+                    return  # (the first expiry entry is the user's weakest unit)
+                weakest = bytes(cur.value())
+            unit = self.load(tx, st.user_id, int.from_bytes(weakest[_WHEN_END:], "big"))
             if unit is None:  # a stale index entry: drop it and go on
-                tx.ws.delete(weakest, db=self.db["schedule"])
+                tx.ws.delete(key, weakest, db=self.db["schedule"])
                 continue
             self._degrade(tx, st, unit, GONE if over_units else unit.level + 1, ch)
 
@@ -751,7 +862,35 @@ class WorkingSet:
         self._save_state(tx, st, ch)
         return merged, ch
 
+    def _compact(self, tx: Tx, st: UserState) -> None:
+        """Rewrite the user's units onto full pages.
+
+        Units are appended in id order, onto full pages, and most are later forgotten
+        one by one, which leaves their pages mostly empty (LMDB merges a page only
+        below a quarter full). Once as many units have gone as are left, the user's
+        units are read, deleted and appended again in order: work bounded by the
+        working-set capacity, done once per that many removals (O(1) amortised).
+        (Indexes with random inserts, the schedule and mentions, settle near two
+        thirds full by themselves; rewriting them full only makes the next inserts
+        split pages.)
+        """
+        ukey = user_key(st.user_id)
+        with tx.ws.cursor(db=self.db["units"]) as cur:
+            if cur.set_key(ukey):
+                values = [bytes(v) for v in cur.iternext_dup(keys=False)]
+                # The first stays: LMDB's page counts (stats) miss the last page of a
+                # duplicate set that is emptied.
+                cur.set_key(ukey)
+                if cur.next_dup():
+                    for _value in values[1:]:
+                        cur.delete()
+                for value in values[1:]:
+                    cur.put(ukey, value, dupdata=True, append=True)
+        st.removed = 0
+
     def _save_state(self, tx: Tx, st: UserState, ch: Changes) -> None:
+        if st.removed >= max(_COMPACT_AFTER, st.units):
+            self._compact(tx, st)
         if ch.since < 0:
             ch.since = st.version
         st.version += 1
