@@ -89,14 +89,7 @@ def bm25_topk(turns: list[tuple[str, str]], question: str, tok: TiktokenTokenize
                 s += idf * d[w] * 2.2 / (d[w] + 1.2 * (0.25 + 0.75 * length / avg))
         scores.append((-s, i))
     scores.sort()
-    chosen, used = [], 0
-    for _s, i in scores:
-        cost = tok.count(turns[i][1]) + 3
-        if used + cost > budget:
-            continue
-        chosen.append(i)
-        used += cost
-    return "\n".join(turns[i][1] for i in sorted(chosen)), {turns[i][0] for i in chosen}
+    return _fill(turns, [i for _s, i in scores], tok, budget)
 
 
 def dense_topk(turns: list[tuple[str, str]], vectors: Any, query_vector: Any,
@@ -104,6 +97,12 @@ def dense_topk(turns: list[tuple[str, str]], vectors: Any, query_vector: Any,
     """Raw turns by cosine similarity to the question (the engine's embedder), best
     first, until ``budget`` tokens: plain vector retrieval of whole turns."""
     order = sorted(range(len(turns)), key=lambda i: (-float(vectors[i] @ query_vector), i))
+    return _fill(turns, order, tok, budget)
+
+
+def _fill(turns: list[tuple[str, str]], order: list[int], tok: TiktokenTokenizer,
+          budget: int) -> tuple[str, set[str]]:
+    """Turns taken best first while they fit in ``budget`` tokens, shown in time order."""
     chosen, used = [], 0
     for i in order:
         cost = tok.count(turns[i][1]) + 3

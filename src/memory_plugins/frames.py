@@ -59,7 +59,8 @@ from ._frame_dictionary import DICTIONARY
 from .errors import CorruptionError
 
 __all__ = ["FRAME_VERSION", "HASH_SIZE", "ZERO_HASH", "Turn", "decode_frame", "encode_frame",
-           "frame_hash", "get_varint", "put_varint", "read_header"]
+           "frame_hash", "get_varint", "is_whole", "put_varint", "read_header", "unzigzag",
+           "zigzag"]
 
 MAGIC = b"MP"
 FRAME_VERSION = 2
@@ -132,16 +133,16 @@ def _enc(s: str) -> bytes:
     return s.encode("utf-8", "surrogatepass")
 
 
-def _zigzag(n: int) -> int:
+def zigzag(n: int) -> int:
     return n << 1 if n >= 0 else (-n << 1) - 1
 
 
-def _unzigzag(n: int) -> int:
+def unzigzag(n: int) -> int:
     return n >> 1 if not n & 1 else -((n + 1) >> 1)
 
 
-def _whole(ts: float) -> bool:
-    """Stored exactly as a zigzag varint (-0.0 is not: its sign would go)."""
+def is_whole(ts: float) -> bool:
+    """A float a zigzag varint holds exactly (-0.0 is not: its sign would go)."""
     ts = float(ts)
     return ts.is_integer() and abs(ts) < _WHOLE_LIMIT and not (
         ts == 0.0 and math.copysign(1.0, ts) < 0)
@@ -179,10 +180,10 @@ def encode_frame(turn: Turn, prev_hash: bytes) -> bytes:
             payload, flags = packed, _FLAG_LZ4 | _FLAG_DICTIONARY
     rest = bytearray(prev_hash)
     put_varint(rest, turn.id)
-    put_varint(rest, _zigzag(turn.utc_offset_minutes))
-    if _whole(turn.timestamp):
+    put_varint(rest, zigzag(turn.utc_offset_minutes))
+    if is_whole(turn.timestamp):
         flags |= _FLAG_WHOLE_TS
-        put_varint(rest, _zigzag(int(turn.timestamp)))
+        put_varint(rest, zigzag(int(turn.timestamp)))
     else:
         rest += _F64.pack(turn.timestamp)
     if flags & _FLAG_LZ4:
@@ -226,7 +227,7 @@ def _parse_head(frame: bytes) -> _Head:
         offset, pos = get_varint(frame, pos)
         if flags & _FLAG_WHOLE_TS:
             whole, pos = get_varint(frame, pos)
-            ts = float(_unzigzag(whole))
+            ts = float(unzigzag(whole))
         else:
             ts = float(_F64.unpack_from(frame, pos)[0])
             pos += 8
@@ -235,7 +236,7 @@ def _parse_head(frame: bytes) -> _Head:
             rlen, pos = get_varint(frame, pos)
     except (ValueError, struct.error) as exc:
         raise CorruptionError(f"frame header cannot be read: {exc}") from exc
-    return _Head(version, flags, seq, bytes(frame[8:HEAD_SIZE]), _unzigzag(offset), ts, rlen, pos)
+    return _Head(version, flags, seq, bytes(frame[8:HEAD_SIZE]), unzigzag(offset), ts, rlen, pos)
 
 
 def _seq_hint(frame: bytes) -> int | None:

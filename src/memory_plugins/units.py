@@ -24,7 +24,7 @@ import struct
 from typing import Any
 
 from .errors import CorruptionError
-from .frames import get_varint, put_varint
+from .frames import get_varint, is_whole, put_varint, unzigzag, zigzag
 from .settings import MEMORY_TYPES
 
 __all__ = ["GONE", "LEVEL_NAMES", "MemoryUnit", "abbreviate", "estimate_tokens"]
@@ -35,7 +35,6 @@ SECONDS_PER_DAY = 86400.0
 _RECORD_VERSION = 3  # layout in MemoryUnit.to_record; older records are never read
 _F32, _F64 = struct.Struct("<f"), struct.Struct("<d")
 _MAX_COUNT = (1 << 32) - 1
-_WHOLE_LIMIT = float(1 << 53)
 _TYPE_INDEX = {name: i for i, name in enumerate(MEMORY_TYPES)}
 
 
@@ -177,8 +176,8 @@ class MemoryUnit:
         origin_default = self.origin == self.id >> 8
         sources_default = self.sources == (self.origin,)
         same_times = _same_float(self.created_at, self.last_reinforced)
-        last_whole = _is_whole(self.last_reinforced)
-        created_whole = not same_times and _is_whole(self.created_at)
+        last_whole = is_whole(self.last_reinforced)
+        created_whole = not same_times and is_whole(self.created_at)
         stab32 = _fits_f32(self.stability_days)
         layout = (origin_default | sources_default << 1 | same_times << 2 | last_whole << 3
                   | created_whole << 4 | stab32 << 5)
@@ -199,7 +198,7 @@ class MemoryUnit:
             put_varint(out, len(self.sources))
             prev = self.origin
             for source in self.sources:
-                put_varint(out, _zigzag(source - prev))
+                put_varint(out, zigzag(source - prev))
                 prev = source
         texts = [self.subject, self.relation]
         if self.value is not None:
@@ -249,7 +248,7 @@ class MemoryUnit:
                 prev = origin
                 for _ in range(n):
                     delta, pos = get_varint(raw, pos)
-                    prev += _unzigzag(delta)
+                    prev += unzigzag(delta)
                     found.append(prev)
                 sources = tuple(found)
             texts = []
@@ -273,21 +272,6 @@ class MemoryUnit:
             raise CorruptionError(f"memory {unit_id} has an unreadable record: {exc}") from exc
 
 
-def _zigzag(n: int) -> int:
-    return n << 1 if n >= 0 else (-n << 1) - 1
-
-
-def _unzigzag(n: int) -> int:
-    return n >> 1 if not n & 1 else -((n + 1) >> 1)
-
-
-def _is_whole(x: float) -> bool:
-    """A float that a zigzag varint holds exactly (-0.0 is not: its sign would go)."""
-    x = float(x)
-    return x.is_integer() and abs(x) < _WHOLE_LIMIT and not (
-        x == 0.0 and math.copysign(1.0, x) < 0)
-
-
 def _same_float(a: float, b: float) -> bool:
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
@@ -301,7 +285,7 @@ def _fits_f32(x: float) -> bool:
 
 def _put_time(out: bytearray, x: float, whole: bool) -> None:
     if whole:
-        put_varint(out, _zigzag(int(x)))
+        put_varint(out, zigzag(int(x)))
     else:
         out += _F64.pack(x)
 
@@ -309,7 +293,7 @@ def _put_time(out: bytearray, x: float, whole: bool) -> None:
 def _get_time(raw: bytes, pos: int, whole: int) -> tuple[float, int]:
     if whole:
         n, pos = get_varint(raw, pos)
-        return float(_unzigzag(n)), pos
+        return float(unzigzag(n)), pos
     return float(_F64.unpack_from(raw, pos)[0]), pos + 8
 
 
