@@ -259,7 +259,9 @@ def test_keywords_match_across_word_forms() -> None:
     from memory_plugins.recall import stem
 
     for forms in (("research", "researching", "researched"), ("run", "runs", "running"),
-                  ("dance", "danced", "dancing"), ("agency", "agencies")):
+                  ("dance", "danced", "dancing"), ("agency", "agencies"),
+                  ("painting", "paintings", "painted"), ("study", "studies", "studied"),
+                  ("movie", "movies"), ("watch", "watches"), ("horse", "horses")):
         assert len({stem(w) for w in forms}) == 1, forms
     assert stem("bus") == "bus" and stem("class") == "class"  # not plurals
     assert stem("c3po") == "c3po"  # only plain words are cut
@@ -293,3 +295,18 @@ def test_alternating_messages_suit_strict_chat_templates(mem: MemoryEngine) -> N
     tok = mem.tokenizer
     assert (sum(tok.count(m["content"]) + tok.per_message for m in messages) + tok.per_reply
             <= prompt.tokens["total"])
+
+
+def test_a_named_period_covers_the_whole_period() -> None:
+    from memory_plugins.recall import date_windows
+
+    now = dt.datetime(2023, 3, 15, 12, tzinfo=dt.UTC).timestamp()
+
+    def days(query: str) -> list[tuple[dt.date, dt.date]]:
+        return [(dt.datetime.fromtimestamp(a, dt.UTC).date(),
+                 dt.datetime.fromtimestamp(b, dt.UTC).date()) for a, b in date_windows(query, now)]
+
+    assert days("What did I do a month ago?") == [(dt.date(2023, 2, 1), dt.date(2023, 3, 1))]
+    assert days("And two weeks ago?") == [(dt.date(2023, 2, 27), dt.date(2023, 3, 6))]
+    assert days("What happened on 7 March 2023?") == [(dt.date(2023, 3, 6), dt.date(2023, 3, 9))]
+    assert days("Anything in 2022?") == []  # a year is too wide to tell memories apart

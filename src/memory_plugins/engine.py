@@ -763,6 +763,6 @@ def _first_last(txn: Any, db: Any, key: bytes | None) -> tuple[int, int]:
             return first, unpack_u64(cur.key())
         if not cur.set_key(key):
             return 0, 0
-        first = unpack_u64(cur.value())
+        first = rawlog.unpack_seq(bytes(cur.value()))
         cur.last_dup()
-        return first, unpack_u64(cur.value())
+        return first, rawlog.unpack_seq(bytes(cur.value()))

@@ -26,6 +26,13 @@ def pack_seq(seq: int) -> bytes:
     return seq.to_bytes(SEQ_BYTES, "big")
 
 
+def unpack_seq(raw: bytes) -> int:
+    """A seq of the user_turns index (exactly ``SEQ_BYTES`` long)."""
+    if len(raw) != SEQ_BYTES:
+        raise CorruptionError(f"a user_turns entry is {len(raw)} bytes, not {SEQ_BYTES}")
+    return int.from_bytes(raw, "big")
+
+
 def append(log: Env, txn: Any, turn: Turn) -> Turn:
     """Append ``turn`` (its id is assigned here) and return it with its id."""
     dbs = log.dbs
@@ -90,7 +97,8 @@ def iter_user_seqs(log: Env, txn: Any, user_id: str, *, reverse: bool = False,
         if not cur.set_key(ukey):
             return
         if reverse:
-            if not before or not cur.set_range_dup(ukey, pack_seq(min(before, MAX_SEQ))):
+            if not before or before > MAX_SEQ or not cur.set_range_dup(ukey,
+                                                                         pack_seq(before)):
                 cur.last_dup()  # no bound, or every turn is below it
             elif not cur.prev_dup():
                 return  # nothing below ``before``

@@ -66,12 +66,16 @@ def date_windows(query: str, now: float) -> list[tuple[float, float]]:
         reference = dt.datetime.now(dt.UTC)
     out = []
     for mention in find_dates(query, reference):
-        start = dt.datetime.combine(mention.date, dt.time(), dt.UTC)
+        day = mention.date
         if mention.granularity == "day":
-            start, end = start - dt.timedelta(days=1), start + dt.timedelta(days=2)
-        elif mention.granularity == "week":
+            start = dt.datetime.combine(day, dt.time(), dt.UTC) - dt.timedelta(days=1)
+            end = start + dt.timedelta(days=3)
+        elif mention.granularity == "week":  # "two weeks ago": that Monday-to-Sunday week
+            start = dt.datetime.combine(day - dt.timedelta(days=day.weekday()), dt.time(),
+                                        dt.UTC)
             end = start + dt.timedelta(days=7)
-        elif mention.granularity == "month":
+        elif mention.granularity == "month":  # "a month ago": that calendar month
+            start = dt.datetime.combine(day.replace(day=1), dt.time(), dt.UTC)
             end = (start + dt.timedelta(days=32)).replace(day=1)
         else:
             continue
@@ -86,14 +90,33 @@ def keyword_terms(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light English suffix stripper: plurals, -ing, -ed, a final e.
+    """A light English suffix stripper: plurals, then -ing or -ed, then a final e
+    or y, so that the forms a question and an answer use of one word meet:
+    run/runs/running, dance/danced/dancing, painting/paintings/painted,
+    study/studies/studied, movie/movies.
 
-    Not a full stemmer (Porter's would also merge -ation, -ness...); enough that
-    the forms a question and an answer use of one word meet: run/runs/running,
-    dance/danced/dancing, agency/agencies.
+    Not a full stemmer (Porter's would also merge -ation, -ness...), and its stems
+    need not be words: they are only compared with each other.
     """
     if len(word) <= 3 or not word.isalpha():
         return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif len(word) > 4 and (word.endswith(("sses", "xes", "zes", "ches", "shes"))):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+    elif word.endswith("ed") and len(word) > 4:
+        word = word[:-2]
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "ls":
+        word = word[:-1]  # running -> runn -> run
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]  # dance -> danc, like dancing -> danc
+    elif len(word) > 3 and word.endswith("y"):
+        word = word[:-1] + "i"  # study -> studi, like studies -> study -> studi
+    return word
     if word.endswith("ies") and len(word) > 4:
         word = word[:-3] + "y"
     elif word.endswith("ing") and len(word) > 5:
@@ -316,8 +339,9 @@ class Recall:
         windows = date_windows(query, now)
         vectors = self.embedder.embed(cues) if query_vector is not None and cues else None
         with self.lock:  # the worker may be applying a write to this index
-            best = _keyword_overlap(words, " ".join(words), index) or 1.0
-            overlaps = [_keyword_overlap(words, cue, index) for cue in cues]
+            best = _keyword_overlap(words, set(words), index) or 1.0
+            overlaps = [_keyword_overlap(words, set(keyword_terms(cue)), index)
+                        for cue in cues]
         out = []
         for n, unit in enumerate(units):
             keyword = min(1.0, overlaps[n] / best)
@@ -377,9 +401,8 @@ class Recall:
             vector[order].tolist(), keyword[order].tolist(), alive[order].tolist(), strict=True)]
 
 
-def _keyword_overlap(words: list[str], text: str, index: RecallIndex) -> float:
-    """BM25-like weight of the query words found in ``text``, IDF from the index."""
+def _keyword_overlap(words: list[str], found: set[str], index: RecallIndex) -> float:
+    """BM25-like weight of the query terms ``words`` among ``found``, IDF from the index."""
     n = max(1, len(index))
-    found = set(keyword_terms(text))
     return sum(math.log(1 + (n + 0.5) / (len(index.postings.get(w, ())) + 0.5))
                for w in set(words) if w in found)

@@ -85,9 +85,8 @@ def pack_u64(n: int) -> bytes:
 
 
 def unpack_u64(b: bytes, offset: int = 0) -> int:
-    """The big-endian number in the 8 bytes at ``offset``, or in fewer where ``b`` ends
-    sooner (a 5-byte seq of the user_turns index reads the same way)."""
-    return int.from_bytes(b[offset : offset + 8], "big")
+    """The big-endian number in the 8 bytes at ``offset`` (struct.error if cut short)."""
+    return int(_U64.unpack_from(b, offset)[0])
 
 
 @functools.lru_cache(maxsize=4096)  # hashed on every index access of the write path
