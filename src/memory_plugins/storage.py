@@ -323,15 +323,20 @@ class Store:
         are unchanged: version-1 frames stay readable). One pass over the index."""
         db = self.log.dbs["user_turns"]
         with txn.cursor(db=db) as cur:
-            pairs = [(bytes(k), bytes(v)) for k, v in cur]
-        if not pairs or len(pairs[0][1]) != 8:
-            return
-        txn.drop(db, delete=False)
-        with txn.cursor(db=db) as cur:
-            for key, value in pairs:
-                if value[:3] != bytes(3):
-                    raise StorageError(f"turn {unpack_u64(value)} is past what format 2 numbers")
-                cur.put(key, value[3:], dupdata=True, append=True)
+            users = [bytes(k) for k in cur.iternext_nodup(keys=True, values=False)]
+            if not users or len(cur.get(users[0]) or b"") != 8:
+                return  # empty, or already rewritten
+        for key in users:  # one user's seqs in memory at a time
+            with txn.cursor(db=db) as cur:
+                cur.set_key(key)
+                seqs = [bytes(v) for v in cur.iternext_dup(keys=False)]
+            txn.delete(key, db=db)  # every duplicate of the key
+            with txn.cursor(db=db) as cur:
+                for value in seqs:
+                    if value[:3] != bytes(3):
+                        raise StorageError(
+                            f"turn {unpack_u64(value)} is past what format 2 numbers")
+                    cur.put(key, value[3:], dupdata=True)
 
     def _open_working_set(self, boot: bytes | None) -> bool:
         """Count this process as a writer of the working set. If writers were still
