@@ -210,6 +210,19 @@ def settle(path: Path) -> Any:
     return st
 
 
+def untimed(engine: MemoryEngine, stream: Iterator[Turn], count: int, rejected: Rejected,
+            pace: float = 0.0) -> None:
+    """``count`` observe() calls, not timed (a turn it rejects is recorded)."""
+    for _ in range(count):
+        turn = next(stream)
+        try:
+            observe(engine, turn)
+        except Exception as exc:
+            rejected.add(turn, exc)
+        if pace:
+            time.sleep(pace)
+
+
 def timed(path: Path, stream: Iterator[Turn], samples: int, rejected: Rejected,
           profile: int = 0, pace: float = 0.0, warmup: int = 0, **settings: Any
           ) -> tuple[list[float], int, str]:
@@ -224,14 +237,7 @@ def timed(path: Path, stream: Iterator[Turn], samples: int, rejected: Rejected,
     engine = MemoryEngine(path, **{**EXTRA_SETTINGS, **settings})
     try:
         clock = time.perf_counter
-        for _ in range(warmup):
-            turn = next(stream)
-            try:
-                observe(engine, turn)
-            except Exception as exc:
-                rejected.add(turn, exc)
-            if pace:
-                time.sleep(pace)
+        untimed(engine, stream, warmup, rejected, pace)
         engine.flush()  # the timed calls start with the working set caught up
         while len(out) < samples:
             turn = next(stream)
@@ -248,12 +254,7 @@ def timed(path: Path, stream: Iterator[Turn], samples: int, rejected: Rejected,
         if profile:
             prof = cProfile.Profile()
             prof.enable()
-            for _ in range(profile):
-                turn = next(stream)
-                try:
-                    observe(engine, turn)
-                except Exception as exc:
-                    rejected.add(turn, exc)
+            untimed(engine, stream, profile, rejected)
             prof.disable()
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(15)
