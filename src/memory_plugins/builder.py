@@ -19,7 +19,7 @@ the total is checked against the budget before the prompt is returned.
 
 from __future__ import annotations
 
-import datetime as dt
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -212,11 +212,11 @@ def _recent_turns(engine: MemoryEngine, user_id: str, current: str, budget: int,
     return out, observed_current
 
 
-def _day(ts: float) -> dt.date | None:
-    try:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).date()
-    except (OverflowError, OSError, ValueError):  # no turn yet (or a clock far off)
-        return None
+def _day(ts: float, utc_offset_minutes: int = 0) -> int | None:
+    """The calendar day of ``ts`` in the given UTC offset, as a day number (cheaper
+    than a datetime; called for every turn a build weighs)."""
+    day = (ts + utc_offset_minutes * 60) // 86400
+    return int(day) if math.isfinite(day) else None  # no turn yet: -inf
 
 
 class _HistoryCost:
@@ -228,7 +228,7 @@ class _HistoryCost:
     an older exchange pulled in for relevance means little without its date.
     """
 
-    def __init__(self, engine: MemoryEngine, today: dt.date | None) -> None:
+    def __init__(self, engine: MemoryEngine, today: int | None) -> None:
         self.today = today
         self.known: dict[int, tuple[str, int]] = {}
         self.lines = engine._lines
@@ -236,7 +236,8 @@ class _HistoryCost:
     def _made(self, turn: Turn) -> tuple[str, int]:
         made = self.known.get(turn.id)
         if made is None:
-            made = self.lines.history(turn, turn.datetime.date() != self.today)
+            made = self.lines.history(
+                turn, _day(turn.timestamp, turn.utc_offset_minutes) != self.today)
             self.known[turn.id] = made
         return made
 
