@@ -83,6 +83,14 @@ def date_windows(query: str, now: float) -> list[tuple[float, float]]:
     return out
 
 
+def within(created: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
+    """Which of the times ``created`` fall in any of ``windows``."""
+    out = np.zeros(len(created), dtype=bool)
+    for start, end in windows:
+        out |= (created >= start) & (created < end)
+    return out
+
+
 def keyword_terms(text: str) -> list[str]:
     """The words BM25 matches on: query words, stemmed ("researching" finds "research")."""
     return [stem(w) for w in query_words(text)]
@@ -116,19 +124,6 @@ def stem(word: str) -> str:
         word = word[:-1]  # dance -> danc, like dancing -> danc
     elif len(word) > 3 and word.endswith("y"):
         word = word[:-1] + "i"  # study -> studi, like studies -> study -> studi
-    return word
-    if word.endswith("ies") and len(word) > 4:
-        word = word[:-3] + "y"
-    elif word.endswith("ing") and len(word) > 5:
-        word = word[:-3]
-    elif len(word) > 4 and (word.endswith("ed") or (word.endswith("es") and word[-3] in "sxz")):
-        word = word[:-2]
-    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        word = word[:-1]
-    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
-        word = word[:-1]  # running -> runn -> run
-    if len(word) > 3 and word.endswith("e"):
-        word = word[:-1]  # dance -> danc, like dancing -> danc
     return word
 
 
@@ -342,14 +337,14 @@ class Recall:
             best = _keyword_overlap(words, set(words), index) or 1.0
             overlaps = [_keyword_overlap(words, set(keyword_terms(cue)), index)
                         for cue in cues]
+        said_then = within(np.array([u.created_at for u in units], dtype=np.float64), windows)
         out = []
         for n, unit in enumerate(units):
             keyword = min(1.0, overlaps[n] / best)
             vector = (float(np.clip(vectors[n] @ query_vector, 0.0, 1.0))
                       if vectors is not None else 0.0)
-            within = any(start <= unit.created_at < end for start, end in windows)
             out.append(Candidate(unit, cues[n], True, W_VECTOR * vector + W_KEYWORD * keyword
-                                 + W_DATE * within, vector, keyword, 0.0))
+                                 + W_DATE * bool(said_then[n]), vector, keyword, 0.0))
         return out
 
     def search(self, index: RecallIndex, query: str, now: float, limit: int,
@@ -385,11 +380,7 @@ class Recall:
         score = W_VECTOR * vector + W_KEYWORD * keyword + W_ALIVE * alive
         windows = date_windows(query, now)
         if windows:
-            created = index.created[:n]
-            within = np.zeros(n, dtype=bool)
-            for start, end in windows:
-                within |= (created >= start) & (created < end)
-            score += W_DATE * within
+            score += W_DATE * within(index.created[:n], windows)
         if limit < n:  # only the best ``limit`` need sorting
             best = np.argpartition(-score, limit - 1)[:limit]
             order = best[np.lexsort((index.ids[best], -score[best]))]  # ties: by id
