@@ -12,14 +12,17 @@ session id, ``dia_id`` (as metadata) and its session's date (plus the turn's ind
 seconds, so that a session's turns are in time order).
 
 For each size, ascending: the store is grown to that many turns by a MemoryEngine opened
-with ``durability="deferred"`` (fast bulk load), closed, measured on disk, then reopened
-with the default (durable, fsync per commit) settings, and ``--samples`` observe() calls,
-continuing the same stream, are timed one by one with ``perf_counter``: back to back
+with ``durability="deferred"`` (fast bulk load), closed, measured on disk and copied
+aside (a snapshot). Then timing, in ``--rounds`` rounds, the sizes taking turns (in
+alternating order) so that the machine's drift (a busy neighbour, the disk's cache)
+weighs on every size alike: each measurement opens a fresh copy of the size's snapshot
+with the default (durable, fsync per commit) settings, makes ``--warmup`` untimed calls
+(the first calls after opening pay one-time costs; the maximum column still shows the
+worst timed call), then times ``--samples / --rounds`` observe() calls one by one with
+``perf_counter``, continuing the stream where the snapshot left it: back to back
 (sustained ingest), then paced (``--pace-ms`` idle after each call, as in a chat), then
-back to back with ``durability="deferred"`` (the CPU part, no fsync). Each phase reopens
-the store and first makes ``--warmup`` untimed calls (the first calls after opening pay
-one-time costs; the maximum column still shows the worst timed call), then starts
-timing with the working set caught up with the log. No embedding model is involved: the engine
+back to back with ``durability="deferred"`` (the CPU part, no fsync). Timing starts
+with the working set caught up with the log. No embedding model is involved: the engine
 computes none on observe().
 
 Disk bytes per turn: the ``data.mdb`` file sizes (raw log and working set, reported apart
@@ -37,6 +40,7 @@ import argparse
 import cProfile
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import platform
@@ -111,6 +115,12 @@ def turn_stream(convs: list[tuple[str, list[tuple[str, dt.datetime, Any]]]]) -> 
         k += 1
 
 
+def stream_at(convs: list[tuple[str, list[tuple[str, dt.datetime, Any]]]], start: int
+              ) -> Iterator[Turn]:
+    """The turn stream from its ``start``-th turn: what follows a store of that size."""
+    return itertools.islice(turn_stream(convs), start, None)
+
+
 def average_turn_bytes(convs: list[tuple[str, list[tuple[str, dt.datetime, Any]]]]) -> float:
     sizes = [len(t["text"].encode("utf-8")) for _c, ss in convs for _s, _w, ts in ss for t in ts]
     return statistics.fmean(sizes)
@@ -151,17 +161,23 @@ class Row:
     used_bytes: int  # stats().log_bytes: LMDB high-water mark of pages, all environments
     live: int  # B-tree pages holding data, all environments (free pages left out)
     samples: dict[str, list[float]] = field(default_factory=dict)  # phase -> seconds
+    rounds: dict[str, list[float]] = field(default_factory=dict)  # phase -> each round's p95
     rejected_load: int = 0
     rejected_timed: int = 0
 
     def pct(self, q: float, phase: str = "durable") -> float:
-        s = sorted(self.samples[phase])
-        return s[min(len(s) - 1, int(q * len(s)))] * 1e3  # nearest rank, ms
+        return percentile(self.samples[phase], q)
 
     def bytes_of(self, part: str) -> int:
         """data.mdb bytes of the raw log ("log"), the rest ("ws") or all ("all")."""
         return sum(size for env, (size, _alloc) in self.files.items()
                    if part == "all" or (env == "log") == (part == "log"))
+
+
+def percentile(seconds: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` of ``seconds``, in ms."""
+    s = sorted(seconds)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1e3
 
 
 def observe(engine: MemoryEngine, turn: Turn) -> None:
@@ -200,6 +216,15 @@ def bulk_load(path: Path, stream: Iterator[Turn], count: int, rejected: Rejected
     finally:
         engine.close()
     return done / elapsed, rejected.count - before
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    """A copy of the closed store ``src`` at ``dst`` (replacing it), written out to disk
+    before it is used, so that no write-back of the copy competes with the timing."""
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("lock.mdb"))
+    os.sync()
+    return dst
 
 
 def settle(path: Path) -> Any:
@@ -370,7 +395,8 @@ def table(rows: list[Row], pace_ms: float) -> str:
     base = rows[0].pct(0.95)
     split = any("log" in r.files for r in rows)
     head = ["stored turns", "users", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms",
-            f"p95 / p95@{rows[0].size:,}", f"paced ({pace_ms:g} ms gap) p50 / p95 ms",
+            f"p95 / p95@{rows[0].size:,}", "p95 by round ms",
+            f"paced ({pace_ms:g} ms gap) p50 / p95 ms",
             "deferred p50 / p95 ms", "bulk load turns/s"]
     if split:
         head += ["log B/turn", "working set B/turn"]
@@ -381,6 +407,7 @@ def table(rows: list[Row], pace_ms: float) -> str:
         cells = [f"{n:,}", f"{r.users:,}", f"{len(r.samples['durable']):,}",
                  f"{r.pct(0.50):.3f}", f"{r.pct(0.95):.3f}", f"{r.pct(0.99):.3f}",
                  f"{max(r.samples['durable']) * 1e3:.3f}", f"{r.pct(0.95) / base:.2f}",
+                 " ".join(f"{p:.2f}" for p in r.rounds["durable"]),
                  f"{r.pct(0.5, 'paced'):.3f} / {r.pct(0.95, 'paced'):.3f}",
                  f"{r.pct(0.5, 'deferred'):.3f} / {r.pct(0.95, 'deferred'):.3f}",
                  f"{r.load_rate:,.0f}" if r.load_rate else "-"]
@@ -421,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1000,100000,1000000",
                     help="stored-turn counts to time at, comma-separated")
     ap.add_argument("--samples", type=int, default=2000, help="timed observe() calls per size")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="split each size's samples into this many rounds, sizes taking "
+                         "turns (default 5)")
     ap.add_argument("--warmup", type=int, default=200,
                     help="untimed observe() calls after each reopen, before timing")
     ap.add_argument("--quick", action="store_true",
@@ -446,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.map_size_mb:
         EXTRA_SETTINGS["map_size_mb"] = args.map_size_mb
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
-    if not sizes or sizes[0] <= 0 or args.samples <= 0:
-        ap.error("sizes and samples must be positive")
+    if not sizes or sizes[0] <= 0 or args.samples <= 0 or args.rounds <= 0:
+        ap.error("sizes, samples and rounds must be positive")
 
     convs = load_conversations(Path(args.data))
     avg_bytes = average_turn_bytes(convs)
@@ -465,10 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     stream = turn_stream(convs)
     rejected = Rejected()
     rows: list[Row] = []
+    snapshots: dict[int, Path] = {}  # row size -> a closed copy of the store at that size
     stored = 0
     started = dt.datetime.now(dt.UTC)
     revision = git_revision()  # now: src/ may change while this runs
     stopped = ""
+    per_round = -(-args.samples // args.rounds)
     try:
         for size in sizes:
             print(f"size {size:,}: bulk-loading {size - stored:,} turns (deferred)",
@@ -478,38 +510,55 @@ def main(argv: list[str] | None = None) -> int:
             if st.turns != max(size, stored):
                 print(f"warning: stats().turns is {st.turns:,}, expected {size:,}",
                       file=sys.stderr)
-            row = Row(size=st.turns, users=st.users, load_rate=rate, files=disk(store),
-                      used_bytes=st.log_bytes, live=live_bytes(store), rejected_load=bad_load)
-            for phase in PHASES:
-                print(f"size {st.turns:,}: timing {args.samples:,} observe() calls, {phase}",
-                      file=sys.stderr, flush=True)
-                row.samples[phase], bad, prof = timed(
-                    store, stream, args.samples, rejected,
-                    profile=args.profile if phase == "durable" else 0,
-                    pace=args.pace_ms / 1000 if phase == "paced" else 0.0,
-                    warmup=args.warmup,
-                    **({"durability": "deferred"} if phase == "deferred" else {}))
-                row.rejected_timed += bad
-                if prof:
-                    print(f"--- cProfile of {args.profile} observe() calls (calling thread "
-                          f"only) at {st.turns:,} turns ---\n{prof}", file=sys.stderr)
+            rows.append(Row(size=st.turns, users=st.users, load_rate=rate, files=disk(store),
+                            used_bytes=st.log_bytes, live=live_bytes(store),
+                            rejected_load=bad_load,
+                            samples={phase: [] for phase in PHASES},
+                            rounds={phase: [] for phase in PHASES}))
+            snapshots[st.turns] = copy_store(store, store.parent / f"{store.name}-at-{size}")
+            stored = st.turns
+        work = store.parent / f"{store.name}-timed"
+        for r in range(args.rounds):
+            # Sizes alternate direction from round to round, so that a drift in the
+            # machine's speed (another tenant, the disk's cache) weighs on all alike.
+            for row in rows if r % 2 == 0 else rows[::-1]:
+                for phase in PHASES:
+                    print(f"round {r + 1}/{args.rounds}, size {row.size:,}: timing "
+                          f"{per_round:,} observe() calls, {phase}", file=sys.stderr,
+                          flush=True)
+                    copy_store(snapshots[row.size], work)
+                    try:
+                        timings, bad, prof = timed(
+                            work, stream_at(convs, row.size), per_round, rejected,
+                            profile=args.profile if phase == "durable" and r == 0 else 0,
+                            pace=args.pace_ms / 1000 if phase == "paced" else 0.0,
+                            warmup=args.warmup,
+                            **({"durability": "deferred"} if phase == "deferred" else {}))
+                    finally:
+                        shutil.rmtree(work, ignore_errors=True)
+                    row.samples[phase] += timings
+                    row.rounds[phase].append(percentile(timings, 0.95))
+                    row.rejected_timed += bad
+                    if prof:
+                        print(f"--- cProfile of {args.profile} observe() calls (calling "
+                              f"thread only) at {row.size:,} turns ---\n{prof}",
+                              file=sys.stderr)
+        for row in rows:
             print(f"size {row.size:,}: durable p50 {row.pct(0.5):.3f} ms, p95 "
                   f"{row.pct(0.95):.3f} ms; paced p95 {row.pct(0.95, 'paced'):.3f} ms; "
-                  f"{row.bytes_of('all') / row.size:,.0f} B/turn (data.mdb)", file=sys.stderr,
-                  flush=True)
-            rows.append(row)
-            stored = settle(store).turns
+                  f"{row.bytes_of('all') / row.size:,.0f} B/turn (data.mdb)", file=sys.stderr)
     except Exception as exc:  # keep the rows measured so far, say why it stopped
-        stopped = (f"stopped before size {size:,}'s row was complete: "
-                   f"{type(exc).__name__}: {exc}")
+        stopped = f"stopped before every row was complete: {type(exc).__name__}: {exc}"
         print(stopped, file=sys.stderr)
+        rows = [row for row in rows if all(row.samples.values())]
         if not rows:
             raise
     finally:
-        if not args.keep:
-            shutil.rmtree(store, ignore_errors=True)
-        else:
-            print(f"kept the store at {store}", file=sys.stderr)
+        for path in (store, *snapshots.values()):
+            if not args.keep:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                print(f"kept the store at {path}", file=sys.stderr)
 
     command = " ".join([".venv/bin/python", "benchmarks/observe.py", *sys.argv[1:]]) \
         if argv is None else "observe.main(" + repr(argv) + ")"
@@ -528,23 +577,25 @@ def main(argv: list[str] | None = None) -> int:
         f"conversation pass ({per_pass:,} turns per pass); average turn text "
         f"{avg_bytes:.1f} B (UTF-8)",
         "- method: bulk load with durability=\"deferred\" (rate includes the working set "
-        "catching up), close; reopen with default settings (durability=\"sync\": fsync per "
-        "commit) and time each observe() with perf_counter, back to back (sustained "
-        "ingest: the background worker competes for the GIL and the disk); then as many "
-        f"again paced, {args.pace_ms:g} ms idle after each call (a chat's pace: the "
-        "worker keeps up between calls); then as many with durability=\"deferred\" (no "
-        "fsync per commit: the CPU part). Each phase reopens the store, makes "
-        f"{args.warmup} untimed calls (one-time costs after opening; they stay in the "
-        "store) and starts timing with the working set caught up. No embedding is "
-        "computed on observe(). Percentiles nearest-rank",
+        "catching up), close, copy aside (a snapshot per size). Then "
+        f"{args.rounds} rounds, sizes taking turns in alternating order: each phase of each "
+        "round opens a fresh copy of the size's snapshot (so every measurement starts at "
+        f"exactly that size), makes {args.warmup} untimed calls (one-time costs after "
+        "opening), then times each observe() with perf_counter, with the working set "
+        "caught up at the start: durable (durability=\"sync\", fsync per commit) back to "
+        "back (sustained ingest: past max_pending_turns unapplied turns, observe() applies "
+        f"them itself); durable paced, {args.pace_ms:g} ms idle after each call (a chat's "
+        "pace: the background worker keeps up between calls); deferred (no fsync per "
+        "commit: the CPU part). A size's percentiles pool its rounds' samples; the 'p95 by "
+        "round' column shows the spread. No embedding is computed on observe(). "
+        "Percentiles nearest-rank",
         *([f"- every engine opened with map_size_mb={args.map_size_mb} (LMDB address "
             "space; not persisted)"] if args.map_size_mb else []),
         "- bytes: data.mdb file sizes (the log and the working set; no embeddings are "
         "stored), stats().log_bytes (LMDB's high-water mark of pages) and the B-tree pages "
         "holding data (free pages left out), each divided by the turns stored; measured "
         "right after the deferred bulk load",
-        "- stored turns counts what the store held when timing began; each size's timed "
-        "turns stay in the store and count toward the next size",
+        "- stored turns counts what each snapshot holds; the timed turns go to its copies",
         "",
         table(rows, args.pace_ms),
         "",

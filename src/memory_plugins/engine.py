@@ -252,15 +252,21 @@ class MemoryEngine:
         with self._ws_read() as tx:  # most reads find nothing pending: no write, no fsync
             if self._ws.applied(tx) >= rawlog.last_seq(self._store.log, tx.log):
                 return
-        between = yield_gil if background else None
+        # The worker applies one turn per transaction and yields between them, never
+        # inside one: its log snapshot, held across a yield, would pin every page the
+        # caller's observe() calls free meanwhile, and LMDB then carries them in its
+        # free list, rewritten at every later commit (a burst of 3,000 turns left 576
+        # free pages where 21 are usual, and each durable commit wrote them out).
+        batch = 1 if background else _CATCH_UP_BATCH
         while True:
-            left = self._ws_write(lambda tx: self._catch_up_batch(tx, between))
+            left = self._ws_write(lambda tx: self._catch_up_batch(tx, batch))
             if left <= 0:
                 return
+            if background:
+                yield_gil()
 
-    def _catch_up_batch(self, tx: Tx, between: Callable[[], None] | None
-                        ) -> tuple[int, dict[str, Changes]]:
-        changes, left = self._ws.catch_up(tx, _CATCH_UP_BATCH, between=between)
+    def _catch_up_batch(self, tx: Tx, limit: int) -> tuple[int, dict[str, Changes]]:
+        changes, left = self._ws.catch_up(tx, limit)
         self._applied_hint = max(self._applied_hint, self._ws.applied(tx))
         return left, changes
 

@@ -28,7 +28,7 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 from . import rawlog
@@ -231,18 +231,11 @@ class WorkingSet:
         raw = tx.ws.get(b"applied", db=self.db["meta"])
         return 0 if raw is None else unpack_u64(bytes(raw))
 
-    def catch_up(self, tx: Tx, limit: int, *, between: Callable[[], None] | None = None
-                 ) -> tuple[dict[str, Changes], int]:
-        """Apply up to ``limit`` logged turns not applied yet; (changes by user, left).
-
-        ``between`` runs after each turn: the background worker yields the GIL
-        there, so a caller's observe() never waits on a whole batch.
-        """
+    def catch_up(self, tx: Tx, limit: int) -> tuple[dict[str, Changes], int]:
+        """Apply up to ``limit`` logged turns not applied yet; (changes by user, left)."""
         done = self.applied(tx)
         changes: dict[str, Changes] = {}
         for turn in rawlog.iter_after(self.log, tx.log, done, limit):
-            if between is not None and turn.id != done + 1:
-                between()
             ch = self.apply(tx, turn)
             prev = changes.get(turn.user_id)
             changes[turn.user_id] = ch if prev is None else prev.merged(ch)
