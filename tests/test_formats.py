@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from memory_plugins import MemoryEngine, rawlog
 from memory_plugins.frames import Turn, decode_frame, read_header
 from memory_plugins.settings import MEMORY_TYPES
+from memory_plugins.storage import STORE_FORMAT
 from memory_plugins.units import MemoryUnit
 
 DATA = Path(__file__).parent / "data"
@@ -50,10 +51,10 @@ def test_version_1_frames_still_read(compress: bool) -> None:
     assert read_header(frame) == (42, bytes(range(16)))
 
 
-def _open_fixture(tmp_path: Path) -> tuple[Path, dict[str, object]]:
-    """The store that the format-1 release (commit 7d8579b) wrote with
-    tests/data/make_store_format1.py, and what it read back then."""
-    with tarfile.open(DATA / "store-format1.tar.gz") as tar:
+def _open_fixture(tmp_path: Path, fmt: int) -> tuple[Path, dict[str, object]]:
+    """The store that the format-``fmt`` release (format 1: commit 7d8579b; 2: 10a1c84)
+    wrote with tests/data/make_store_fixture.py, and what it read back then."""
+    with tarfile.open(DATA / f"store-format{fmt}.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
     return tmp_path / "store", json.loads((tmp_path / "expected.json").read_text("utf-8"))
 
@@ -64,10 +65,12 @@ def _memories(engine: MemoryEngine, user: str) -> list[list[object]]:
                   for m in engine.memories(user_id=user))
 
 
-def test_a_format_1_store_opens_and_its_working_set_is_rebuilt(tmp_path: Path) -> None:
-    store, expected = _open_fixture(tmp_path)
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_an_older_store_opens_and_reads_as_it_did(tmp_path: Path, fmt: int) -> None:
+    store, expected = _open_fixture(tmp_path, fmt)
     with MemoryEngine(store, embedder="hashing") as engine:
-        assert engine._store.upgraded
+        # Format 1's working set is rebuilt from the log; format 2's is kept.
+        assert engine._store.upgraded == (fmt == 1)
         turns = [[t.id, t.user_id, t.text, t.role, t.speaker, t.session_id, t.timestamp,
                   t.metadata] for u in ("alice", "bob", "çé 用户") for t in engine.turns(user_id=u)]
         assert turns == expected["turns"]
@@ -89,7 +92,7 @@ def test_a_format_1_store_opens_and_its_working_set_is_rebuilt(tmp_path: Path) -
             assert [[h.event, h.old_memory, h.new_memory]
                     for h in engine.history(int(memory_id))] == events
         assert engine.verify().ok
-        # New turns are version-2 frames chained onto the version-1 ones.
+        # New turns are version-2 frames chained onto the older ones.
         new = engine.observe("My dog's name is Potola.", user_id="alice")
         assert engine.get_turn(new).text == "My dog's name is Potola."
         report = engine.verify()
@@ -97,7 +100,9 @@ def test_a_format_1_store_opens_and_its_working_set_is_rebuilt(tmp_path: Path) -
     with MemoryEngine(store) as engine:  # upgraded once: a plain reopen after that
         assert not engine._store.upgraded and not engine._store.rebuilt
         with engine._store.log.read() as txn:
-            assert txn.get(b"format", db=engine._store.log.dbs["meta"]) == b"2"
+            assert txn.get(b"format", db=engine._store.log.dbs["meta"]) == STORE_FORMAT
+            names = [bytes(k) for k, _v in txn.cursor()]  # the main database: one per name
+        assert b"chains" not in names  # chain heads are read through the turn index
         assert engine.verify().ok
 
 

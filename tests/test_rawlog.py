@@ -112,6 +112,21 @@ def test_verify_catches_a_rewritten_frame_with_a_valid_crc(engine: MemoryEngine)
     assert engine.get_turn(ids[1]).text == "I paid 2000 euros."  # readable, but caught
 
 
+def test_verify_catches_a_lost_last_frame_and_observe_refuses_to_chain_past_it(
+        engine: MemoryEngine) -> None:
+    ids = [engine.observe(f"turn {n}", user_id=u) for n, u in enumerate("abab")]
+    with engine._store.log.env.begin(write=True) as txn:  # b's last frame goes missing
+        txn.delete(pack_u64(ids[3]), db=engine._store.log.dbs["turns"])
+    report = engine.verify()
+    assert not report.ok
+    assert report.first_broken is not None and report.first_broken.seq == ids[3]
+    assert "turn index lists 2 turns" in report.first_broken.reason
+    with pytest.raises(CorruptionError, match="missing from the log"):
+        engine.observe("turn 4", user_id="b")
+    engine.observe("turn 5", user_id="a")  # other users go on
+    assert [t.text for t in engine.turns(user_id="a")] == ["turn 0", "turn 2", "turn 5"]
+
+
 def test_frames_compress_and_have_a_fixed_head() -> None:
     turn = Turn(id=7, user_id="u", session_id=None, role="user", speaker=None,
                 text="the same words again " * 50, timestamp=0.0)

@@ -672,7 +672,7 @@ class MemoryEngine:
             if user_id is None:
                 with tx.ws.cursor(db=self._store.ws.dbs["users"]) as cur:
                     states = [UserState.from_bytes(bytes(v)) for _k, v in cur]
-                users = tx.log.stat(log_dbs["chains"])["entries"]
+                users = _count_keys(tx.log, log_dbs["user_turns"])
                 first, last = _first_last(tx.log, log_dbs["turns"], None)
                 turns = tx.log.stat(log_dbs["turns"])["entries"]
             else:
@@ -756,6 +756,12 @@ class MemoryEngine:
 
     def __repr__(self) -> str:
         return f"MemoryEngine(path={self.path!r})"
+
+
+def _count_keys(txn: Any, db: Any) -> int:
+    """Distinct keys of a sorted-duplicates database (one step per key)."""
+    with txn.cursor(db=db) as cur:
+        return sum(1 for _ in cur.iternext_nodup(keys=True, values=False))
 
 
 def _first_last(txn: Any, db: Any, key: bytes | None) -> tuple[int, int]:

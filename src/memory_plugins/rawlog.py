@@ -6,7 +6,6 @@ All functions take the log's ``Env`` and an open transaction on it.
 from __future__ import annotations
 
 import dataclasses
-import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,6 @@ from .storage import Env, pack_u64, unpack_u64, user_key
 __all__ = ["BrokenFrame", "VerifyReport", "append", "get_turn", "iter_after", "iter_user_turns",
            "last_seq", "verify"]
 
-_CHAIN = struct.Struct(">Q16sQ")  # last seq, last frame hash, number of frames
 SEQ_BYTES = 5  # a seq in the user_turns index (store format 2): turn ids below 2**40
 MAX_SEQ = (1 << (8 * SEQ_BYTES)) - 1
 
@@ -42,15 +40,28 @@ def append(log: Env, txn: Any, turn: Turn) -> Turn:
         raise StorageError(f"the log holds {MAX_SEQ:,} turns, as many as it can number")
     turn = dataclasses.replace(turn, id=seq)
     ukey = user_key(turn.user_id)
-    head = txn.get(ukey, db=dbs["chains"])
-    prev, count = (ZERO_HASH, 0) if head is None else _CHAIN.unpack(head)[1:]
-    frame = encode_frame(turn, prev)
+    frame = encode_frame(turn, _chain_head(log, txn, ukey))
     txn.put(pack_u64(seq), frame, db=dbs["turns"], append=True)
     # Appended after the user's last (seqs only grow): pages of the index stay full.
     if not txn.put(ukey, pack_seq(seq), db=dbs["user_turns"], dupdata=True, append=True):
         txn.put(ukey, pack_seq(seq), db=dbs["user_turns"], dupdata=True)
-    txn.put(ukey, _CHAIN.pack(seq, frame_hash(frame), count + 1), db=dbs["chains"])
     return turn
+
+
+def _chain_head(log: Env, txn: Any, ukey: bytes) -> bytes:
+    """The hash of the user's last frame (ZERO_HASH before the first), found through
+    the user's turn index: a commit then touches two B-trees, not a third for heads
+    (store format 3; formats 1-2 kept each head in a ``chains`` database)."""
+    with txn.cursor(db=log.dbs["user_turns"]) as cur:
+        if not cur.set_key(ukey):
+            return ZERO_HASH
+        cur.last_dup()
+        seq = unpack_seq(bytes(cur.value()))
+    frame = txn.get(pack_u64(seq), db=log.dbs["turns"])
+    if frame is None:
+        raise CorruptionError(f"turn {seq}, the user's last in the index, is missing from the "
+                              "log; run verify() and restore the store from a backup")
+    return frame_hash(bytes(frame))
 
 
 def get_turn(log: Env, txn: Any, seq: int) -> Turn | None:
@@ -131,7 +142,8 @@ class VerifyReport:
 
 
 def verify(log: Env, txn: Any, *, max_problems: int = 100) -> VerifyReport:
-    """Walk every frame once, checking CRCs and each user's hash chain and head."""
+    """Walk every frame once, checking CRCs and each user's hash chain; then check
+    that each user's turn index ends at the user's last frame and counts them all."""
     dbs = log.dbs
     last: dict[bytes, tuple[int, bytes, int, str]] = {}  # user_key -> seq, hash, count, id
     problems: list[BrokenFrame] = []
@@ -158,19 +170,25 @@ def verify(log: Env, txn: Any, *, max_problems: int = 100) -> VerifyReport:
                     f"hash chain broken: frame {seq} does not link to frame {prev_seq}"
                     if prev_seq else f"frame {seq} is the user's first but links to another"))
             last[ukey] = (seq, frame_hash(frame), count + 1, turn.user_id)
-    with txn.cursor(db=dbs["chains"]) as cur:
-        heads = {bytes(k): _CHAIN.unpack(bytes(v)) for k, v in cur}
-    for ukey, (seq, digest, count, uid) in last.items():
-        head = heads.pop(ukey, None)
-        if head is None or head[0] != seq or head[1] != digest:
-            # If the head names a later frame, that frame is the one that failed to read.
-            at = max(seq, head[0]) if head is not None else seq
-            problems.append(BrokenFrame(at, uid, "chain head does not match the last frame"))
-        elif head[2] != count or txn.get(ukey, db=dbs["user_turns"]) is None:
-            problems.append(
-                BrokenFrame(seq, uid, f"chain counts {head[2]} frames, log has {count}"))
-    for head in heads.values():
-        problems.append(BrokenFrame(head[0], None, "chain head names a frame the log lacks"))
+    index: dict[bytes, tuple[int, int]] = {}  # user_key -> last seq, seqs, in user_turns
+    with txn.cursor(db=dbs["user_turns"]) as cur:
+        found = cur.first()
+        while found:
+            ukey, count = bytes(cur.key()), cur.count()
+            cur.last_dup()
+            index[ukey] = (unpack_seq(bytes(cur.value())), count)
+            found = cur.next_nodup()
+    for ukey, (seq, _digest, count, uid) in last.items():
+        listed = index.pop(ukey, None)
+        if listed is None:
+            problems.append(BrokenFrame(seq, uid, "the user's turn index is missing"))
+        elif listed != (seq, count):
+            # If the index names a later frame, that frame is the one that failed to read.
+            problems.append(BrokenFrame(
+                max(seq, listed[0]), uid, f"the user's turn index lists {listed[1]} turns "
+                f"up to {listed[0]}; the log has {count} up to {seq}"))
+    for seq, _count in index.values():
+        problems.append(BrokenFrame(seq, None, "the turn index names frames the log lacks"))
     problems.sort(key=lambda p: p.seq)
     return VerifyReport(ok=not problems, frames=frames, users=len(last),
                         first_broken=problems[0] if problems else None,

@@ -15,12 +15,16 @@ LMDB gives one writer and many readers across processes; maps grow by doubling.
 User ids never become file or key material as given: a user's key is the
 BLAKE2b-128 of the id.
 
-Formats. The log's ``meta/format`` is ``STORE_FORMAT``: "2" since frames may be
-version 2 (frames.py); a format-1 store opens as is (its version-1 frames still
-read) and is marked "2". The working set's ``meta/format`` is
-``WORKING_SET_FORMAT``; a working set of another format (or none: written before
-it was recorded) is emptied on open and rebuilt from the log, as after a crash of
-the machine, since everything in it is derived from the log.
+Formats. The log's ``meta/format`` is ``STORE_FORMAT``: "3". Format 2 added
+version-2 frames (frames.py); a format-1 store opens as is (its version-1 frames
+still read, its turn index is rewritten with 5-byte seqs). Format 3 dropped the
+``chains`` database: a user's chain head is read through the user's turn index, so
+that a durable commit touches one B-tree fewer. Older stores open and are marked "3".
+
+The working set's ``meta/format`` is ``WORKING_SET_FORMAT``; a working set of
+another format (or none: written before it was recorded) is emptied on open and
+rebuilt from the log, as after a crash of the machine, since everything in it is
+derived from the log.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ from .errors import StorageError, StoreClosedError, StoreLockedError, Validation
 __all__ = ["Store", "pack_u64", "term_key", "unpack_u64", "user_key"]
 
 T = TypeVar("T")
-STORE_FORMAT = b"2"
-READABLE_FORMATS = (b"1", b"2")  # format 1: every frame is a version-1 frame
+STORE_FORMAT = b"3"
+# Format 1: every frame is a version-1 frame; formats 1-2 kept each user's chain head
+# in a "chains" database (dropped when the store is opened).
+READABLE_FORMATS = (b"1", b"2", b"3")
 WORKING_SET_FORMAT = b"2"  # "1" (never recorded): units keyed by id, one key per entry
 _U64 = struct.Struct(">Q")
 
@@ -54,7 +60,6 @@ LOG_DATABASES: dict[str, tuple[bool, bool]] = {
     "meta": (False, False),  # b"format", b"settings"
     "turns": (False, False),  # seq -> frame
     "user_turns": (True, True),  # user_key -> seq (dups, sorted; 5 bytes, 8 in format 1)
-    "chains": (False, False),  # user_key -> last seq, last hash, turn count
 }
 WORKING_SET_DATABASES: dict[str, tuple[bool, bool]] = {
     "meta": (False, False),  # b"applied": the last log turn applied
@@ -311,12 +316,22 @@ class Store:
             if fmt == b"1":
                 self._upgrade_format_1(txn)
             if fmt is None or (fmt != STORE_FORMAT and fmt in READABLE_FORMATS):
+                self._drop_chains(txn)
                 txn.put(b"format", STORE_FORMAT, db=meta)
             elif fmt != STORE_FORMAT:
                 raise StorageError(
                     f"store {str(self.path)!r} has format {bytes(fmt)!r}, this release reads "
                     f"{STORE_FORMAT!r}; export it with the release that wrote it")
         self.log.write(fn)
+
+    def _drop_chains(self, txn: Any) -> None:
+        """Formats 1-2 kept each user's chain head in ``chains``; format 3 reads it
+        through the user's turn index (rawlog._chain_head)."""
+        try:
+            chains = self.log.env.open_db(b"chains", txn=txn, create=False)
+        except lmdb.NotFoundError:
+            return
+        txn.drop(chains, delete=True)
 
     def _upgrade_format_1(self, txn: Any) -> None:
         """Format 1 indexed a user's turns by 8-byte seqs; format 2 by 5 (its frames

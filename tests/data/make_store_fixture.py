@@ -1,9 +1,10 @@
-"""Write store-format1.tar.gz: a small store as the format-1 release wrote it.
+"""Write store-formatN.tar.gz: a small store as the format-N release wrote it.
 
-Run with that release's code (commit 7d8579b) first on the path, e.g.
+Run with that release's code first on the path (format 1: commit 7d8579b; format 2:
+commit 10a1c84), e.g. for format 1
 
     git archive 7d8579b src | tar -x -C /tmp/old
-    PYTHONPATH=/tmp/old/src python tests/data/make_store_format1.py /tmp/fixture
+    PYTHONPATH=/tmp/old/src python tests/data/make_store_fixture.py /tmp/fixture
     (cd /tmp/fixture && tar --owner=0 --group=0 --numeric-owner -czf \
         store-format1.tar.gz store/log/data.mdb store/working_set/data.mdb expected.json)
 
