@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .blas import one_thread
 from .dates import find_dates
 from .embed import Embedder
 from .units import SECONDS_PER_DAY, MemoryUnit
@@ -157,7 +158,9 @@ class RecallIndex:
         self.tf: list[Counter[str]] = []
         self.pos: dict[int, int] = {}
         self.postings: dict[str, dict[int, int]] = {}  # word -> position -> count
-        self.vectors = np.zeros((16, dim), dtype=np.float32)
+        # One column per entry: a query that touches few dimensions (the hashing
+        # embedder's: ~40 of 512) reads only those rows, not the whole matrix.
+        self.vectors = np.zeros((dim, 16), dtype=np.float32)
         self.lengths = np.zeros(16, dtype=np.float32)  # words per cue
         self.last = np.zeros(16, dtype=np.float64)  # last reinforced (POSIX seconds)
         self.created = np.zeros(16, dtype=np.float64)  # when it was said (POSIX seconds)
@@ -189,7 +192,7 @@ class RecallIndex:
             self.units.append(unit)
             self.cues.append("")
             self.tf.append(Counter())
-            if i >= len(self.vectors):
+            if i >= len(self.ids):
                 self._grow()
             self.ids[i] = unit.id
         else:
@@ -200,7 +203,7 @@ class RecallIndex:
             self._set_words(i, Counter(keyword_terms(cue)))
             self.cues[i] = cue
         if vector is not None:
-            self.vectors[i] = vector
+            self.vectors[:, i] = vector
         self.last[i], self.stability[i] = unit.last_reinforced, unit.stability_days
         self.created[i] = unit.created_at
         self.gone[i] = forgotten
@@ -235,8 +238,9 @@ class RecallIndex:
                 hits[i] = count
             self.units[i], self.cues[i], self.tf[i] = self.units[last], self.cues[last], \
                 self.tf[last]
-            for array in (self.vectors, self.lengths, self.last, self.created,
-                          self.stability, self.gone, self.ids):
+            self.vectors[:, i] = self.vectors[:, last]
+            for array in (self.lengths, self.last, self.created, self.stability, self.gone,
+                          self.ids):
                 array[i] = array[last]
             self.pos[self.units[i].id] = i
         self.units.pop()
@@ -244,10 +248,13 @@ class RecallIndex:
         self.tf.pop()
 
     def _grow(self) -> None:
-        size = 2 * len(self.vectors)
-        for name in ("vectors", "lengths", "last", "created", "stability", "gone", "ids"):
+        size = 2 * len(self.ids)
+        vectors = np.zeros((len(self.vectors), size), dtype=np.float32)
+        vectors[:, : len(self.ids)] = self.vectors
+        self.vectors = vectors
+        for name in ("lengths", "last", "created", "stability", "gone", "ids"):
             old = getattr(self, name)
-            new = np.zeros((size, *old.shape[1:]), dtype=old.dtype)
+            new = np.zeros(size, dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
 
@@ -372,7 +379,7 @@ class Recall:
             top = float(keyword.max())
             if top > 0:
                 keyword /= top
-        vector = (np.clip(index.vectors[:n] @ query_vector, 0.0, 1.0)
+        vector = (np.clip(_similarities(index, query_vector, n), 0.0, 1.0)
                   if query_vector is not None else np.zeros(n, dtype=np.float32))
         alive = np.exp(-np.maximum(0.0, now - index.last[:n])
                        / (index.stability[:n] * SECONDS_PER_DAY))
@@ -381,15 +388,45 @@ class Recall:
         windows = date_windows(query, now)
         if windows:
             score += W_DATE * within(index.created[:n], windows)
-        if limit < n:  # only the best ``limit`` need sorting
-            best = np.argpartition(-score, limit - 1)[:limit]
-            order = best[np.lexsort((index.ids[best], -score[best]))]  # ties: by id
-        else:
-            order = np.lexsort((index.ids[:n], -score))
+        order = _best(score, index.ids[:n], limit)
         units, cues = index.units, index.cues  # plain lists: far cheaper per item than arrays
         return [Candidate(units[i], cues[i], g, s, v, k, a) for i, g, s, v, k, a in zip(
             order.tolist(), index.gone[order].tolist(), score[order].tolist(),
             vector[order].tolist(), keyword[order].tolist(), alive[order].tolist(), strict=True)]
+
+
+def _best(score: np.ndarray, ids: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of the ``limit`` highest scores, best first, ties by id.
+
+    Only entries that can make the cut are sorted: a bound taken from every
+    ``step``-th score (about 4 x ``limit`` entries expected above it) keeps a
+    few hundred of a large index (at 100,000 entries: 0.8 ms for a full
+    selection, ~0.15 ms this way). Exact: when fewer than ``limit`` pass the
+    bound, everything is sorted."""
+    n = len(score)
+    step = n // (16 * limit)
+    if step >= 2:
+        sample = score[::step]
+        k = 4 * limit // step + 1
+        bound = np.partition(sample, len(sample) - k)[len(sample) - k]
+        passed = np.flatnonzero(score >= bound)
+        if len(passed) >= limit:
+            return passed[np.lexsort((ids[passed], -score[passed]))[:limit]]
+    if limit < n:
+        best = np.flatnonzero(score >= np.partition(score, n - limit)[n - limit])
+        return best[np.lexsort((ids[best], -score[best]))[:limit]]
+    return np.lexsort((ids, -score))
+
+
+def _similarities(index: RecallIndex, query_vector: np.ndarray, n: int) -> np.ndarray:
+    """Cosine of ``query_vector`` with the first ``n`` entries: memory-bound (at
+    5,025 entries the matrix is 10 MB, mostly out of cache by the next build), so a
+    sparse query reads only its non-zero rows (10 MB -> 0.8 MB; 0.88 -> 0.16 ms)."""
+    dims = np.flatnonzero(query_vector)
+    with one_thread():  # see blas.py: 50x slower split across busy cores
+        if 4 * len(dims) < len(query_vector):
+            return query_vector[dims] @ index.vectors[dims, :n]
+        return query_vector @ index.vectors[:, :n]
 
 
 def _keyword_overlap(words: list[str], found: set[str], index: RecallIndex) -> float:
