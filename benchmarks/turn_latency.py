@@ -1,6 +1,6 @@
 """build() latency and prompt size as a conversation grows, with and without MiniLM.
 
-    .venv/bin/python benchmarks/turn_latency.py                 # turns 100, 1,000, 10,000
+    .venv/bin/python benchmarks/turn_latency.py          # ~15 min: every row below
     .venv/bin/python benchmarks/turn_latency.py --quick --out -
 
 One user talks: LoCoMo turns replayed in order (one minute apart), and at each
@@ -8,8 +8,15 @@ checkpoint ``--queries`` build() calls are timed with LoCoMo questions as the
 current input (the working set caught up first, so only build() is timed).
 Two engines run the same stream side by side: one with the hashing embedder
 ("no model") and one with all-MiniLM-L6-v2 on one torch thread (query embedding
-included in the time). A last row stresses the working set itself: 100,000 units
-(``warm_units`` raised to hold them), hashing embedder.
+included in the time). Rows:
+
+* turns 100, 1,000 and 10,000;
+* turn 10,000 again while another process keeps one of the cores busy (a host's
+  own models share the CPU);
+* the turn at which 100,000 units have been stored (default capacities: most of
+  them forgotten, in the log; about 45,000 turns);
+* 100,000 units held in the working set itself (``warm_units`` raised), hashing
+  embedder: what build() costs when the capacity is set 16x past its default.
 
 Prints a table, appends it to benchmarks/RESULTS.md, and draws
 benchmarks/turn_latency.png: build() p50/p95 and prompt tokens against turns.
@@ -18,13 +25,16 @@ benchmarks/turn_latency.png: build() p50/p95 and prompt tokens against turns.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,47 +75,99 @@ def measure(engine: MemoryEngine, questions: list[str], n: int) -> dict[str, flo
             "units": engine.stats("talker").units}
 
 
-def run(checkpoints: list[int], queries: int, stress_units: int) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """Another process keeps one core busy (a host's speech model, say)."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+class Talker:
+    """One engine replaying the LoCoMo turns as one user; counts the units it stores."""
+
+    def __init__(self, path: Path, turns: list[tuple[str, str]], **settings: Any) -> None:
+        self.path, self.turns, self.settings = path, turns, settings
+        self.done = 0
+        self.stored = 0  # units ever created (memory_store events), forgotten ones too
+        self.engine = self.open()
+
+    def open(self) -> MemoryEngine:
+        engine = MemoryEngine(self.path, durability="deferred", **self.settings)
+        engine.events.subscribe("memory_store", self._count)
+        return engine
+
+    def _count(self, _event: str, payload: dict[str, Any]) -> None:
+        self.stored += len(payload["memory_ids"])
+
+    def reopen(self) -> None:
+        self.engine.close()
+        self.engine = self.open()
+
+    def talk(self, until: Callable[[], bool], *, suffix: bool = False) -> None:
+        while not until():
+            speaker, text = self.turns[self.done % len(self.turns)]
+            if suffix:  # distinct texts: repeats would reinforce, not add
+                text = f"{text} (note {self.done})"
+            self.engine.observe(text, user_id="talker", speaker=speaker,
+                                timestamp=START + dt.timedelta(minutes=self.done))
+            self.done += 1
+            if self.done % 1000 == 0:
+                self.engine.stats("talker")  # let the worker catch up
+                self.engine.events.drain()
+
+    def row(self, embedder: str, questions: list[str], queries: int) -> dict[str, Any]:
+        m = measure(self.engine, questions, queries)
+        self.engine.events.drain()
+        row = {"turns": self.done, "embedder": embedder, "stored": self.stored, **m}
+        print(f"turn {self.done:,} {embedder}: p50 {m['p50']:.2f} ms, p95 {m['p95']:.2f} ms, "
+              f"{m['tokens']} tokens, {m['units']} units, {self.stored} stored",
+              file=sys.stderr, flush=True)
+        return row
+
+
+def run(checkpoints: list[int], stored_units: int, queries: int,
+        stress_units: int) -> list[dict[str, Any]]:
     turns, questions = load(DATA)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
-        engines = {
-            "no model": MemoryEngine(Path(tmp) / "hash", embedder="hashing",
-                                     durability="deferred"),
-            "MiniLM": MemoryEngine(Path(tmp) / "minilm", durability="deferred"),
-        }
+        talkers = {"no model": Talker(Path(tmp) / "hash", turns, embedder="hashing"),
+                   "MiniLM": Talker(Path(tmp) / "minilm", turns)}
         try:
-            done = 0
             for target in checkpoints:
-                for name, engine in engines.items():
-                    for i in range(done, target):
-                        speaker, text = turns[i % len(turns)]
-                        engine.observe(text, user_id="talker", speaker=speaker,
-                                       timestamp=START + dt.timedelta(minutes=i))
-                    m = measure(engine, questions, queries)
-                    rows.append({"turns": target, "embedder": name, **m})
-                    print(f"turn {target:,} {name}: p50 {m['p50']:.2f} ms, "
-                          f"p95 {m['p95']:.2f} ms, {m['tokens']} tokens, {m['units']} units",
-                          file=sys.stderr, flush=True)
-                done = target
+                for name, talker in talkers.items():
+                    talker.talk(lambda t=talker, n=target: t.done >= n)
+                    rows.append(talker.row(name, questions, queries))
+            with busy_core():
+                for name, talker in talkers.items():
+                    rows.append(talker.row(f"{name}, one core busy", questions, queries))
+            if stored_units:
+                for name, talker in talkers.items():
+                    # Reopened: the recall index is built once at the checkpoint (a few
+                    # thousand cues) instead of kept current turn by turn, which with
+                    # MiniLM on one thread would take the worker ~10 minutes here.
+                    talker.reopen()
+                    talker.talk(lambda t=talker: t.stored >= stored_units)
+                    rows.append(talker.row(name, questions, queries))
         finally:
-            for engine in engines.values():
-                engine.close()
+            for talker in talkers.values():
+                talker.engine.close()
         if stress_units:
-            with MemoryEngine(Path(tmp) / "stress", embedder="hashing", durability="deferred",
-                              warm_units=stress_units, working_set_tokens=10**8,
-                              base_stability_days={t: 10_000.0 for t in (
-                                  "episodic", "semantic", "preference", "procedural",
-                                  "emotional", "contextual")}) as engine:
-                i = 0
-                while engine.stats("talker").units < stress_units:
-                    for _ in range(5000):
-                        speaker, text = turns[i % len(turns)]
-                        engine.observe(f"{text} (note {i})", user_id="talker",
-                                       speaker=speaker, timestamp=START + dt.timedelta(minutes=i))
-                        i += 1
-                m = measure(engine, questions, queries)
-                rows.append({"turns": i, "embedder": f"no model, {m['units']:,} units", **m})
+            stress = Talker(Path(tmp) / "stress", turns, embedder="hashing",
+                            warm_units=stress_units, working_set_tokens=10**8,
+                            base_stability_days={t: 10_000.0 for t in (
+                                "episodic", "semantic", "preference", "procedural",
+                                "emotional", "contextual")})
+            try:
+                stress.talk(lambda: stress.stored >= stress_units, suffix=True)
+                rows.append(stress.row(f"no model, {stress_units:,} units in the working set",
+                                       questions, queries))
+            finally:
+                stress.engine.close()
     return rows
 
 
@@ -137,12 +199,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="turns 100 and 1,000; no stress row")
+    ap.add_argument("--quick", action="store_true",
+                    help="turns 100 and 1,000; no 100k-units rows")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = ap.parse_args()
     checkpoints = [100, 1000] if args.quick else [100, 1000, 10000]
-    rows = run(checkpoints, args.queries, 0 if args.quick else 100_000)
+    rows = run(checkpoints, 0 if args.quick else 100_000, args.queries,
+               0 if args.quick else 100_000)
     png = ROOT / "benchmarks" / "turn_latency.png"
     plot(rows, png)
     by = {(r["turns"], r["embedder"]): r for r in rows}
@@ -154,13 +218,14 @@ def main() -> int:
         f"- machine: {platform.processor() or platform.machine()}, 2 cores, Python "
         f"{platform.python_version()}; {args.queries} timed build() calls per row (LoCoMo "
         "questions), working set caught up before timing; plot: benchmarks/turn_latency.png\n",
-        "| turns | embedder | units in working set | p50 ms | p95 ms | p50 / p50 at first "
-        "checkpoint | max prompt tokens |",
-        "|---:|---|---:|---:|---:|---:|---:|"]
+        "| turns | embedder | units stored | units in working set | p50 ms | p95 ms | "
+        "p50 / p50 at first checkpoint | max prompt tokens |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         base = first.get(r["embedder"])
         ratio = f"{r['p50'] / base:.2f}" if base else "-"
-        lines.append(f"| {r['turns']:,} | {r['embedder']} | {r['units']:,} | {r['p50']:.2f} | "
+        lines.append(f"| {r['turns']:,} | {r['embedder']} | {r['stored']:,} | {r['units']:,} | "
+                     f"{r['p50']:.2f} | "
                      f"{r['p95']:.2f} | {ratio} | {r['tokens']:,} |")
     report = "\n".join(lines) + "\n"
     print(report)
