@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 from memory_plugins import HashingEmbedder
-from memory_plugins.blas import one_thread
+from memory_plugins.blas import _blas_libraries, one_thread
 from memory_plugins.recall import Recall, RecallIndex, _best
 from memory_plugins.units import MemoryUnit
 
@@ -52,11 +52,14 @@ def test_scores_are_cosines_through_growth_and_removal(query: str) -> None:
 
 
 def _blas_threads() -> list[int]:
-    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    """Threads of the BLAS libraries numpy had loaded when recall first ran (another
+    library's, torch's say, may be loaded later: recall's products never use it)."""
+    return [lib.get_num_threads() for lib in _blas_libraries()]
 
 
 def test_one_thread_gives_the_hosts_blas_threads_back() -> None:
     np.ones((64, 64)) @ np.ones(64)  # numpy's BLAS is loaded
+    assert _blas_libraries(), "numpy's BLAS not found: one_thread() would do nothing"
     with threadpool_limits(2, user_api="blas"):  # what the host chose
         host = _blas_threads()
         with one_thread():
