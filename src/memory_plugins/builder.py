@@ -157,7 +157,7 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
             engine._lines.warm([e.unit for e in found], turn_of)
             return found
 
-        index = recall.get(user_id, state.version, entries)
+        index = recall.get(user_id, state.version, entries, tx.ws)
         words = query_words(query)
         with recall.lock:
             subjects = sorted(index.subjects)[:COLD_SUBJECTS]
@@ -170,6 +170,7 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
             with recall.lock:
                 cold = [u for u in cold if u.id not in index.pos]
         cold_cues = [cue(u, engine._turn(tx.log, u.origin)) for u in cold]
+    recall.save(user_id)  # the vectors a new index made, kept for the next process
     vector = recall.embedder.embed([query])[0] if query.strip() else None
     warm = recall.search(index, query, state.now, CANDIDATES, vector)
     if not cold:

@@ -49,6 +49,7 @@ from .storage import Store, unpack_u64, user_key
 from .tokenizers import Tokenizer, resolve_tokenizer
 from .units import GONE, LEVEL_NAMES, MemoryUnit
 from .validation import check_id, check_int_id, check_metadata, to_timestamp
+from .vectors import VectorStore
 from .workingset import Changes, Tx, UserState, WorkingSet, caller_metadata, cue
 
 __all__ = ["DeepHit", "HealthReport", "MemoryEngine", "MemoryEvent", "Stats"]
@@ -239,7 +240,8 @@ class MemoryEngine:
             else:
                 embedder = spec
             self._recall = Recall(embedder, self.settings.cached_users,
-                                  self.settings.recall_forgotten_units)
+                                  self.settings.recall_forgotten_units,
+                                  VectorStore(self._store.ws, embedder))
         return self._recall
 
     @contextmanager

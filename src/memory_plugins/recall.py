@@ -24,7 +24,7 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from .blas import one_thread
 from .dates import find_dates
 from .embed import Embedder
 from .units import SECONDS_PER_DAY, MemoryUnit
+from .vectors import VectorStore, rounded
 from .workingset import Changes
 
 __all__ = ["Candidate", "Entry", "Recall", "RecallIndex", "query_words"]
@@ -170,6 +171,7 @@ class RecallIndex:
         self.subjects: Counter[str] = Counter()  # who the entries are about
         self.forgotten: OrderedDict[int, None] = OrderedDict()  # oldest first
         self.total_words = 0
+        self.removed: list[int] = []  # since the last apply: their stored vectors go
 
     def __len__(self) -> int:
         return len(self.units)
@@ -225,6 +227,7 @@ class RecallIndex:
         i = self.pos.pop(unit_id, None)
         if i is None:
             return
+        self.removed.append(unit_id)
         self.forgotten.pop(unit_id, None)
         self._set_words(i, Counter())
         self.subjects[self.units[i].subject] -= 1
@@ -275,34 +278,61 @@ class RecallIndex:
 class Recall:
     """The per-user indexes of one engine (an LRU over users) and the scoring."""
 
-    def __init__(self, embedder: Embedder, users: int, forgotten_limit: int) -> None:
+    def __init__(self, embedder: Embedder, users: int, forgotten_limit: int,
+                 vectors: VectorStore | None = None) -> None:
         self.embedder = embedder
         self.users = users
         self.forgotten_limit = forgotten_limit
+        self.vectors = vectors  # where cue vectors are kept across processes (None: not)
         self.indexes: OrderedDict[str, RecallIndex] = OrderedDict()
         self.lock = threading.Lock()
+        # Vectors made while building an index, saved once the caller's read ends
+        # (``save``): by user, (unit id -> (cue, vector), the index's unit ids).
+        self._unsaved: dict[str, tuple[dict[int, tuple[str, np.ndarray]], set[int]]] = {}
 
-    def get(self, user_id: str, version: int,
-            build: Callable[[], list[Entry]]) -> RecallIndex:
-        """The user's index at ``version``; ``build`` lists the entries to rebuild it."""
+    def _embed(self, cues: list[str]) -> np.ndarray:
+        return rounded(self.embedder.embed(cues))  # as stored: see vectors.py
+
+    def get(self, user_id: str, version: int, build: Callable[[], list[Entry]],
+            txn: Any = None) -> RecallIndex:
+        """The user's index at ``version``; ``build`` lists the entries to rebuild it,
+        and their vectors are read from ``txn`` (the working set's) where stored."""
         with self.lock:
             index = self.indexes.get(user_id)
             if index is not None and index.version == version:
                 self.indexes.move_to_end(user_id)
                 return index
         entries = build()
+        cues = {e.unit.id: e.cue for e in entries}
+        stored = (self.vectors.load(txn, user_id, cues)
+                  if self.vectors is not None and txn is not None else {})
+        missing = [unit_id for unit_id in cues if unit_id not in stored]
+        made = dict(zip(missing, self._embed([cues[u] for u in missing]), strict=True)
+                    ) if missing else {}
         index = RecallIndex(version, self.embedder.dim, self.forgotten_limit)
-        vectors = self.embedder.embed([e.cue for e in entries]) if entries else None
         # Forgotten entries go in oldest first, so the limit keeps the newest.
-        for n in sorted(range(len(entries)), key=lambda n: entries[n].unit.id):
-            assert vectors is not None
-            index.upsert(entries[n].unit, entries[n].cue, vectors[n],
-                         forgotten=entries[n].forgotten)
+        for entry in sorted(entries, key=lambda e: e.unit.id):
+            unit_id = entry.unit.id
+            index.upsert(entry.unit, entry.cue, stored.get(unit_id, made.get(unit_id)),
+                         forgotten=entry.forgotten)
+        index.removed.clear()
         with self.lock:
             self.indexes[user_id] = index
             while len(self.indexes) > self.users:
                 self.indexes.popitem(last=False)
+            if self.vectors is not None:
+                self._unsaved[user_id] = ({u: (cues[u], v) for u, v in made.items()
+                                           if u in index.pos}, set(index.pos))
         return index
+
+    def save(self, user_id: str) -> None:
+        """Store the vectors ``get`` made for ``user_id`` (outside any read of the
+        working set: a write inside one could wait on itself to grow the map)."""
+        with self.lock:
+            unsaved = self._unsaved.pop(user_id, None)
+        if unsaved is not None and self.vectors is not None:
+            made, indexed = unsaved
+            self.vectors.save(user_id, made, keep_only=indexed)
 
     def apply(self, user_id: str, ch: Changes, cue_of: Callable[[MemoryUnit], str]) -> None:
         """Follow a write; an index that missed one (another process) is dropped."""
@@ -317,7 +347,7 @@ class Recall:
             fresh = {u.id: u for u in touched if not index.has_cue_for(u)}
         # Reading the log and embedding happen outside the lock (searches go on).
         cues = {unit_id: cue_of(u) for unit_id, u in fresh.items()}
-        vectors = dict(zip(cues, self.embedder.embed(list(cues.values())), strict=True)
+        vectors = dict(zip(cues, self._embed(list(cues.values())), strict=True)
                        ) if cues else {}
         with self.lock:
             if self.indexes.get(user_id) is not index or index.version != ch.since:
@@ -330,6 +360,10 @@ class Recall:
             for unit_id in ch.deleted:
                 index.remove(unit_id)
             index.version = ch.version
+            removed, index.removed = index.removed, []
+        if self.vectors is not None:
+            self.vectors.save(user_id, {u: (cues[u], vectors[u]) for u in cues
+                                        if u not in removed}, removed)
 
     def score_outside(self, units: list[MemoryUnit], cues: list[str], query: str, now: float,
                       query_vector: np.ndarray | None, index: RecallIndex) -> list[Candidate]:

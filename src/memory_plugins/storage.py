@@ -82,6 +82,9 @@ WORKING_SET_DATABASES: dict[str, tuple[bool, bool]] = {
     "mentions": (True, True),
     "tombstones": (False, False),  # user_key + unit_id -> deletion record
     "history": (False, False),  # user_key + unit_id + seq -> ADD/UPDATE/DELETE event
+    # user_key + unit_id -> cue fingerprint + float16 vector: recall's, kept so that
+    # a process opening the store need not embed every cue again (vectors.py)
+    "vectors": (False, False),
 }
 
 
