@@ -33,7 +33,7 @@ from .embed import Embedder
 from .units import SECONDS_PER_DAY, MemoryUnit
 from .workingset import Changes
 
-__all__ = ["Candidate", "Entry", "Recall", "RecallIndex", "query_words"]
+__all__ = ["Candidate", "Entry", "Recall", "RecallIndex", "embed_cues", "query_words"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset("""
@@ -285,7 +285,7 @@ class Recall:
                 return index
         entries = build()
         index = RecallIndex(version, self.embedder.dim, self.forgotten_limit)
-        vectors = self.embedder.embed([e.cue for e in entries]) if entries else None
+        vectors = embed_cues(self.embedder, [e.cue for e in entries]) if entries else None
         # Forgotten entries go in oldest first, so the limit keeps the newest.
         for n in sorted(range(len(entries)), key=lambda n: entries[n].unit.id):
             assert vectors is not None
@@ -310,7 +310,7 @@ class Recall:
             fresh = {u.id: u for u in touched if not index.has_cue_for(u)}
         # Reading the log and embedding happen outside the lock (searches go on).
         cues = {unit_id: cue_of(u) for unit_id, u in fresh.items()}
-        vectors = dict(zip(cues, self.embedder.embed(list(cues.values())), strict=True)
+        vectors = dict(zip(cues, embed_cues(self.embedder, list(cues.values())), strict=True)
                        ) if cues else {}
         with self.lock:
             if self.indexes.get(user_id) is not index or index.version != ch.since:
@@ -332,7 +332,7 @@ class Recall:
         count as not alive, like the index's forgotten entries."""
         words = keyword_terms(query)
         windows = date_windows(query, now)
-        vectors = self.embedder.embed(cues) if query_vector is not None and cues else None
+        vectors = embed_cues(self.embedder, cues) if query_vector is not None and cues else None
         with self.lock:  # the worker may be applying a write to this index
             best = _keyword_overlap(words, set(words), index) or 1.0
             overlaps = [_keyword_overlap(words, set(keyword_terms(cue)), index)
@@ -390,6 +390,23 @@ class Recall:
         return [Candidate(units[i], cues[i], g, s, v, k, a) for i, g, s, v, k, a in zip(
             order.tolist(), index.gone[order].tolist(), score[order].tolist(),
             vector[order].tolist(), keyword[order].tolist(), alive[order].tolist(), strict=True)]
+
+
+def embed_cues(embedder: Embedder, cues: list[str]) -> np.ndarray:
+    """The vectors of ``cues``. A cue of several lines is a sentence (its last line)
+    under its context (the question it answers): its vector is the mean of the
+    sentence's own and the whole cue's, so the context adds a meaning without
+    drowning the sentence's (LoCoMo dev evidence 0.915 -> 0.918 vs the whole
+    cue's vector alone)."""
+    said = {n: cue.rsplit("\n", 1)[1] for n, cue in enumerate(cues) if "\n" in cue}
+    vectors = embedder.embed([*cues, *said.values()])
+    out = vectors[: len(cues)]
+    for k, n in enumerate(said):
+        mean = out[n] + vectors[len(cues) + k]
+        norm = float(np.linalg.norm(mean))
+        if norm > 0:
+            out[n] = mean / norm
+    return out
 
 
 def _keyword_overlap(words: list[str], found: set[str], index: RecallIndex) -> float:

@@ -224,7 +224,7 @@ def cue(unit: MemoryUnit, turn: Turn | None,
     said = f"{turn.speaker}: {sentence}" if turn.speaker else sentence
     asked = _asked(turn, before) if before is not None and opens_reply(
         turn.text, unit.span[0]) else ""
-    return f"{asked} {said}" if asked else said
+    return f"{asked}\n{said}" if asked else said  # see recall.embed_cues
 
 
 QUESTIONS_IN_CUE = 3  # at most, the last ones asked: a cue stays one sentence's size
