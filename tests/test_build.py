@@ -280,6 +280,32 @@ def test_a_question_naming_a_date_finds_what_was_said_then(tmp_path: Path) -> No
             assert place in (best.memory.verbatim or ""), when
 
 
+def test_a_reply_is_found_by_the_question_it_answers(tmp_path: Path) -> None:
+    from memory_plugins.extract import opens_reply, questions
+
+    reply = "Thanks, Mel! It taught me self-acceptance. Pets bring joy too."
+    assert opens_reply(reply, reply.index("It")) and not opens_reply(reply, reply.index("Pets"))
+    assert questions("Wow! What did you take away from it? Tell me.") == [
+        "What did you take away from it?"]
+
+    def said(mem: MemoryEngine, speaker: str, text: str) -> None:
+        mem.observe(text, user_id="u", speaker=speaker, session_id="s1")
+
+    question = "What did Caroline take away from the book Becoming Nicole?"
+    with MemoryEngine(tmp_path / "m", embedder="hashing") as mem:
+        for text in ("I painted a lake at sunrise.", "I ran a charity race last week.",
+                     "My kids love the beach.", "I signed up for a pottery class."):
+            said(mem, "Melanie", text)
+        mem.search("warm the index", user_id="u")  # from here on, writes update it
+        said(mem, "Melanie", "I read Becoming Nicole too. What did you take away from it?")
+        said(mem, "Caroline", reply)
+        best = mem.search(question, user_id="u", limit=1)[0]
+        assert best.memory.verbatim == "It taught me self-acceptance."
+    with MemoryEngine(tmp_path / "m", embedder="hashing") as mem:  # an index rebuilt
+        best = mem.search(question, user_id="u", limit=1)[0]
+        assert best.memory.verbatim == "It taught me self-acceptance."
+
+
 def test_alternating_messages_suit_strict_chat_templates(mem: MemoryEngine) -> None:
     mem.observe("My dog is called Potola.", role="user", user_id="u")
     mem.observe("What a lovely name!", role="assistant", user_id="u")

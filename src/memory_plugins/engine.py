@@ -213,7 +213,8 @@ class MemoryEngine:
 
     def _cue(self, unit: MemoryUnit) -> str:
         with self._store.log.read() as txn:
-            return cue(unit, self._turn(txn, unit.origin))
+            return cue(unit, self._turn(txn, unit.origin),
+                       lambda turn: self._turn_before(txn, turn))
 
     # -- the tokenizer, the embedder and the recall indexes (loaded on first use) ----
 
@@ -433,6 +434,13 @@ class MemoryEngine:
             if turn is not None and cached:
                 self._turns.put(turn_id, turn)
         return turn
+
+    def _turn_before(self, txn: Any, turn: Turn) -> Turn | None:
+        """The user's turn just before ``turn`` (one index lookup), if any."""
+        seqs = list(itertools.islice(rawlog.iter_user_seqs(
+            self._store.log, txn, turn.user_id, reverse=True, before=turn.id), 1))
+        prev = self._turn(txn, seqs[0]) if seqs else None
+        return prev if prev is not None and prev.user_id == turn.user_id else None
 
     def _turns_newest_first(self, user_id: str, *, cached: bool = True) -> Iterator[Turn]:
         """The user's turns, newest first: short read transactions, each resuming

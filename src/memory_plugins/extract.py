@@ -27,7 +27,7 @@ import re
 from .dates import find_dates
 
 __all__ = ["Extracted", "TurnAnalysis", "analyze_turn", "extract_span", "fingerprint",
-           "split_sentences", "subject_for"]
+           "opens_reply", "questions", "split_sentences", "subject_for"]
 
 _STOP = frozenset("""
 a about above after again against all also am amazing an and any are as at awesome be
@@ -177,13 +177,30 @@ def _mentions(sentence: str, subject: str, entities: list[str]) -> list[str]:
     return terms
 
 
+def _says_something(sentence: str) -> bool:
+    """Questions and small talk ("Hey Mel!") are not memories; "I like tea." is."""
+    content = len(_content_words(sentence))
+    return not (_QUESTION.search(sentence) or content == 0
+                or (content == 1 and not _FIRST_PERSON.search(sentence)))
+
+
+def opens_reply(text: str, start: int) -> bool:
+    """Does the sentence at ``start`` say the first thing ``text`` says (only
+    questions and small talk before it: "Thanks, Mel! It taught me a lot.")?"""
+    return not any(_says_something(text[s:e]) for s, e in split_sentences(text, len(text) + 1)
+                   if s < start)
+
+
+def questions(text: str) -> list[str]:
+    """The questions ``text`` asks, in order."""
+    return [text[s:e] for s, e in split_sentences(text, len(text) + 1)
+            if _QUESTION.search(text[s:e])]
+
+
 def _extract_sentence(text: str, start: int, end: int, index: int, subject: str,
                       when: dt.datetime, entities: list[str]) -> Extracted | None:
     sentence = text[start:end]
-    # Questions and small talk ("Hey Mel!") are not memories; "I like tea." is.
-    content = len(_content_words(sentence))
-    if _QUESTION.search(sentence) or content == 0 or (content == 1 and not _FIRST_PERSON.search(
-            sentence)):
+    if not _says_something(sentence):
         return None
     mentions = find_dates(sentence, when)
     dates = [d.iso for d in mentions]

@@ -35,7 +35,7 @@ from .units import SECONDS_PER_DAY, MemoryUnit
 from .vectors import VectorStore, rounded
 from .workingset import Changes
 
-__all__ = ["Candidate", "Entry", "Recall", "RecallIndex", "query_words"]
+__all__ = ["Candidate", "Entry", "Recall", "RecallIndex", "embed_cues", "query_words"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset("""
@@ -291,7 +291,7 @@ class Recall:
         self._unsaved: dict[str, tuple[dict[int, tuple[str, np.ndarray]], set[int]]] = {}
 
     def _embed(self, cues: list[str]) -> np.ndarray:
-        return rounded(self.embedder.embed(cues))  # as stored: see vectors.py
+        return rounded(embed_cues(self.embedder, cues))  # as stored: see vectors.py
 
     def get(self, user_id: str, version: int, build: Callable[[], list[Entry]],
             txn: Any = None) -> RecallIndex:
@@ -373,7 +373,7 @@ class Recall:
         count as not alive, like the index's forgotten entries."""
         words = keyword_terms(query)
         windows = date_windows(query, now)
-        vectors = self.embedder.embed(cues) if query_vector is not None and cues else None
+        vectors = embed_cues(self.embedder, cues) if query_vector is not None and cues else None
         with self.lock:  # the worker may be applying a write to this index
             best = _keyword_overlap(words, set(words), index) or 1.0
             overlaps = [_keyword_overlap(words, set(keyword_terms(cue)), index)
@@ -461,6 +461,23 @@ def _similarities(index: RecallIndex, query_vector: np.ndarray, n: int) -> np.nd
         if 4 * len(dims) < len(query_vector):
             return query_vector[dims] @ index.vectors[dims, :n]
         return query_vector @ index.vectors[:, :n]
+
+
+def embed_cues(embedder: Embedder, cues: list[str]) -> np.ndarray:
+    """The vectors of ``cues``. A cue of several lines is a sentence (its last line)
+    under its context (the question it answers): its vector is the mean of the
+    sentence's own and the whole cue's, so the context adds a meaning without
+    drowning the sentence's (LoCoMo dev evidence 0.915 -> 0.918 vs the whole
+    cue's vector alone)."""
+    said = {n: cue.rsplit("\n", 1)[1] for n, cue in enumerate(cues) if "\n" in cue}
+    vectors = embedder.embed([*cues, *said.values()])
+    out = vectors[: len(cues)]
+    for k, n in enumerate(said):
+        mean = out[n] + vectors[len(cues) + k]
+        norm = float(np.linalg.norm(mean))
+        if norm > 0:
+            out[n] = mean / norm
+    return out
 
 
 def _keyword_overlap(words: list[str], found: set[str], index: RecallIndex) -> float:

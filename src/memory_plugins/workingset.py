@@ -28,12 +28,20 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 from . import rawlog
 from .errors import CorruptionError, StorageError
-from .extract import Extracted, TurnAnalysis, analyze_turn, extract_span, fingerprint
+from .extract import (
+    Extracted,
+    TurnAnalysis,
+    analyze_turn,
+    extract_span,
+    fingerprint,
+    opens_reply,
+    questions,
+)
 from .frames import Turn
 from .settings import Settings
 from .storage import Env, Store, pack_u64, term_key, unpack_u64, user_key
@@ -197,14 +205,45 @@ def _is_added_memory(turn: Turn, unit_id: int) -> bool:
     return unit_id & 0xFF == 0 and (turn.metadata or {}).get("op") == "add"
 
 
-def cue(unit: MemoryUnit, turn: Turn | None) -> str:
+def cue(unit: MemoryUnit, turn: Turn | None,
+        before: Callable[[Turn], Turn | None] | None = None) -> str:
     """What recall indexes a unit by, whatever its level: its whole sentence and
     who said it, from its source ``turn``. Degradation changes what a memory
-    shows, not what can bring it back: a matching query restores it."""
+    shows, not what can bring it back: a matching query restores it.
+
+    A reply's first statement is also indexed by the questions it answers (the
+    turn ``before`` it, another speaker's, in the same session): "It taught me
+    self-acceptance" says little alone, and a question yields no unit of its
+    own, so "what did you take away from the book?" is found only this way.
+    LoCoMo dev: evidence 0.901 -> 0.915; the reply's other sentences gaining
+    the question too: 0.880 (each would carry it, the turn counting it again
+    and again)."""
     if turn is None:
         return unit.form(max(unit.level, 1)) or ""
     sentence = turn.text[unit.span[0] : unit.span[1]]
-    return f"{turn.speaker}: {sentence}" if turn.speaker else sentence
+    said = f"{turn.speaker}: {sentence}" if turn.speaker else sentence
+    asked = _asked(turn, before) if before is not None and opens_reply(
+        turn.text, unit.span[0]) else ""
+    return f"{asked}\n{said}" if asked else said  # see recall.embed_cues
+
+
+QUESTIONS_IN_CUE = 3  # at most, the last ones asked: a cue stays one sentence's size
+
+
+def _asked(turn: Turn, before: Callable[[Turn], Turn | None]) -> str:
+    """The questions the turn before ``turn`` asked, if another speaker's in the
+    same session ("Melanie asked: What pet do you have?"), else ""."""
+    if turn.role == "memory":
+        return ""
+    prev = before(turn)
+    if (prev is None or prev.role == "memory" or prev.session_id != turn.session_id
+            or (prev.speaker, prev.role) == (turn.speaker, turn.role)):
+        return ""
+    asked = questions(prev.text)[-QUESTIONS_IN_CUE:]
+    if not asked:
+        return ""
+    who = prev.speaker or prev.role
+    return f"{who} asked: {' '.join(asked)}"
 
 
 def caller_metadata(unit: MemoryUnit, turn: Turn | None) -> dict[str, Any] | None:
