@@ -14,7 +14,9 @@ included in the time). Rows:
 * turn 10,000 again while another process keeps one of the cores busy (a host's
   own models share the CPU);
 * the turn at which 100,000 units have been stored (default capacities: most of
-  them forgotten, in the log; about 45,000 turns);
+  them forgotten, in the log). The replayed turns repeat after ~1,800 (LoCoMo dev
+  is three conversations), and a repeat reinforces a memory instead of adding
+  one, so from turn 10,000 on each text gets a distinct suffix ("(note 12345)");
 * 100,000 units held in the working set itself (``warm_units`` raised), hashing
   embedder: what build() costs when the capacity is set 16x past its default.
 
@@ -151,7 +153,7 @@ def run(checkpoints: list[int], stored_units: int, queries: int,
                     # thousand cues) instead of kept current turn by turn, which with
                     # MiniLM on one thread would take the worker ~10 minutes here.
                     talker.reopen()
-                    talker.talk(lambda t=talker: t.stored >= stored_units)
+                    talker.talk(lambda t=talker: t.stored >= stored_units, suffix=True)
                     rows.append(talker.row(name, questions, queries))
         finally:
             for talker in talkers.values():

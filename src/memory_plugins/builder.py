@@ -50,7 +50,7 @@ COLD_SUBJECTS, COLD_PER_TERM, COLD_LIMIT = 4, 8, 64  # bounds of the cold recall
 FORGOTTEN_SCAN = 2  # an index rebuild looks for forgotten units in this x limit turns
 TURN_SHARE = 0.6  # of a turn's other candidates' scores each of its candidates gains
 RECENT_SHARE = 0.1  # of the history budget kept for the latest turns; the rest: relevant ones
-HISTORY_PASSES = 4  # over the candidates, as dropping repeated days frees tokens
+HISTORY_PASSES = 2  # over the candidates, as dropping repeated days frees tokens
 MEMORY_ROLE = "memory"
 
 
@@ -239,20 +239,30 @@ class _HistoryCost:
     def __init__(self, engine: MemoryEngine, today: int | None) -> None:
         self.today = today
         self.known: dict[int, tuple[str, int]] = {}
+        self.days: dict[int, str | None] = {}
         self.lines = engine._lines
 
-    def dated(self, turn: Turn) -> bool:
-        return _day(turn.timestamp, turn.utc_offset_minutes) != self.today
+    def day(self, turn: Turn) -> str | None:
+        """The day a dated turn is shown under; None for a turn of today."""
+        try:
+            return self.days[turn.id]
+        except KeyError:
+            dated = _day(turn.timestamp, turn.utc_offset_minutes) != self.today
+            day = self.days[turn.id] = human_date(turn.timestamp) if dated else None
+            return day
 
     def made(self, turn: Turn) -> tuple[str, int]:
         made = self.known.get(turn.id)
         if made is None:
-            made = self.known[turn.id] = self.lines.history(turn, self.dated(turn))
+            made = self.known[turn.id] = self.lines.history(turn, self.day(turn) is not None)
         return made
 
     def continued(self, turn: Turn) -> tuple[str, int]:
         """A dated turn without its day: it follows a message of the same day."""
-        return self.lines.history(turn, True, header=False)
+        made = self.known.get(-turn.id)  # ids are positive: the other half is free
+        if made is None:
+            made = self.known[-turn.id] = self.lines.history(turn, True, header=False)
+        return made
 
     def __call__(self, turn: Turn) -> int:
         return self.made(turn)[1]
@@ -349,19 +359,21 @@ def _pack_history(user_id: str, recent: list[Turn], candidates: list[Candidate],
         scores[source.id] = c.score
         waiting.append(source)
     added: list[Turn] = []
+    costs = [(cost_of(t), t) for t in waiting]  # with its day: never less than it takes
     shown, used = _in_time_order(picked, cost_of)
     for _pass in range(HISTORY_PASSES):
         room = budget - used
         more = []
-        for source in waiting:
-            cost = cost_of(source)  # with its day: never less than it will take
+        left = []
+        for cost, source in costs:
             if cost <= room:
                 more.append(source)
                 room -= cost
+            else:
+                left.append((cost, source))
         if not more:
             break
-        taken = {t.id for t in more}
-        waiting = [t for t in waiting if t.id not in taken]
+        costs = left
         picked += more
         added += more
         shown, used = _in_time_order(picked, cost_of)
@@ -383,7 +395,7 @@ def _in_time_order(picked: list[Turn], cost_of: _HistoryCost
     used = 0
     last_day: str | None = None
     for turn in sorted(picked, key=lambda t: t.id):
-        day = human_date(turn.timestamp) if cost_of.dated(turn) else None
+        day = cost_of.day(turn)
         content, tokens = (cost_of.continued(turn) if day is not None and day == last_day
                            else cost_of.made(turn))
         last_day = day
