@@ -336,21 +336,3 @@ def test_a_named_period_covers_the_whole_period() -> None:
     assert days("And two weeks ago?") == [(dt.date(2023, 2, 27), dt.date(2023, 3, 6))]
     assert days("What happened on 7 March 2023?") == [(dt.date(2023, 3, 6), dt.date(2023, 3, 9))]
     assert days("Anything in 2022?") == []  # a year is too wide to tell memories apart
-
-
-def test_history_dates_each_day_once(tmp_path: Path) -> None:
-    with MemoryEngine(tmp_path / "m", embedder="hashing") as mem:
-        for day, texts in ((START, ["We adopted a kitten.", "She is called Miso."]),
-                           (START + dt.timedelta(days=3), ["Miso climbed the curtains.",
-                                                           "Miso hid under the sofa."])):
-            for n, text in enumerate(texts):
-                mem.observe(text, user_id="u", speaker="Ana",
-                            timestamp=day + dt.timedelta(minutes=n))
-        mem.observe("Good morning!", user_id="u", speaker="Ana",
-                    timestamp=START + dt.timedelta(days=9))  # "today": not dated
-        prompt = mem.build("What is Miso up to?", user_id="u")
-    history = [s.text for s in prompt.sources if s.section == "history"]
-    assert history == ["[5 January 2026] Ana: We adopted a kitten.", "Ana: She is called Miso.",
-                       "[8 January 2026] Ana: Miso climbed the curtains.",
-                       "Ana: Miso hid under the sofa.", "Ana: Good morning!"]
-    assert_within_budget(mem, prompt)

@@ -30,7 +30,6 @@ from .prompt import (
     WHOLE_TURN,
     Prompt,
     Source,
-    human_date,
     knapsack,
     level_value,
     render_text,
@@ -50,7 +49,6 @@ COLD_SUBJECTS, COLD_PER_TERM, COLD_LIMIT = 4, 8, 64  # bounds of the cold recall
 FORGOTTEN_SCAN = 2  # an index rebuild looks for forgotten units in this x limit turns
 TURN_SHARE = 0.6  # of a turn's other candidates' scores each of its candidates gains
 RECENT_SHARE = 0.1  # of the history budget kept for the latest turns; the rest: relevant ones
-HISTORY_PASSES = 2  # over the candidates, as dropping repeated days frees tokens
 MEMORY_ROLE = "memory"
 
 
@@ -239,33 +237,21 @@ class _HistoryCost:
     def __init__(self, engine: MemoryEngine, today: int | None) -> None:
         self.today = today
         self.known: dict[int, tuple[str, int]] = {}
-        self.days: dict[int, str | None] = {}
         self.lines = engine._lines
 
-    def day(self, turn: Turn) -> str | None:
-        """The day a dated turn is shown under; None for a turn of today."""
-        try:
-            return self.days[turn.id]
-        except KeyError:
-            dated = _day(turn.timestamp, turn.utc_offset_minutes) != self.today
-            day = self.days[turn.id] = human_date(turn.timestamp) if dated else None
-            return day
-
-    def made(self, turn: Turn) -> tuple[str, int]:
+    def _made(self, turn: Turn) -> tuple[str, int]:
         made = self.known.get(turn.id)
         if made is None:
-            made = self.known[turn.id] = self.lines.history(turn, self.day(turn) is not None)
+            made = self.lines.history(
+                turn, _day(turn.timestamp, turn.utc_offset_minutes) != self.today)
+            self.known[turn.id] = made
         return made
 
-    def continued(self, turn: Turn) -> tuple[str, int]:
-        """A dated turn without its day: it follows a message of the same day."""
-        made = self.known.get(-turn.id)  # ids are positive: the other half is free
-        if made is None:
-            made = self.known[-turn.id] = self.lines.history(turn, True, header=False)
-        return made
+    def content(self, turn: Turn) -> str:
+        return self._made(turn)[0]
 
     def __call__(self, turn: Turn) -> int:
-        return self.made(turn)[1]
+        return self._made(turn)[1]
 
 
 def _pack_memories(engine: MemoryEngine, count: Callable[[str], int],
@@ -332,13 +318,7 @@ def _pack_history(user_id: str, recent: list[Turn], candidates: list[Candidate],
                   budget: int, cost_of: _HistoryCost
                   ) -> tuple[list[dict[str, str]], list[Source]]:
     """The recent turns, then the turns behind the best candidates that the
-    memories section did not already show.
-
-    Turns are weighed with their day ("[7 May 2023] ..."); shown in time order, a
-    message of the same day as the one before it goes without, and the tokens
-    that frees take more turns, in further passes over the candidates left
-    (LoCoMo dev: 59 history messages instead of 55 in the same tokens; evidence
-    0.917 -> 0.918, the turns gained being the less relevant ones)."""
+    memories section did not already show."""
     picked: list[Turn] = []
     used = 0
     for turn in recent:  # newest first
@@ -349,59 +329,25 @@ def _pack_history(user_id: str, recent: list[Turn], candidates: list[Candidate],
         used += cost
     seen = {t.id for t in picked} | {shown.candidate.unit.origin for shown in chosen}
     scores: dict[int, float] = {}
-    waiting: list[Turn] = []  # the candidates' source turns, best first
     for c in candidates:
-        source = turns.get(c.unit.origin)
-        if (c.unit.origin in seen or source is None or source.user_id != user_id
-                or source.role == MEMORY_ROLE):
+        if c.unit.origin in seen:
             continue
+        source = turns.get(c.unit.origin)
+        if source is None or source.user_id != user_id or source.role == MEMORY_ROLE:
+            continue
+        cost = cost_of(source)
+        if used + cost > budget:
+            continue
+        picked.append(source)
         seen.add(source.id)
         scores[source.id] = c.score
-        waiting.append(source)
-    added: list[Turn] = []
-    costs = [(cost_of(t), t) for t in waiting]  # with its day: never less than it takes
-    shown, used = _in_time_order(picked, cost_of)
-    for _pass in range(HISTORY_PASSES):
-        room = budget - used
-        more = []
-        left = []
-        for cost, source in costs:
-            if cost <= room:
-                more.append(source)
-                room -= cost
-            else:
-                left.append((cost, source))
-        if not more:
-            break
-        costs = left
-        picked += more
-        added += more
-        shown, used = _in_time_order(picked, cost_of)
-    while used > budget and added:  # a turn put between two of one day gave the second its day back
-        picked.remove(added.pop())
-        shown, used = _in_time_order(picked, cost_of)
-    messages = [{"role": "assistant" if t.role == "assistant" else "user", "content": content}
-                for t, content, _tokens in shown]
-    sources = [Source(t.id, "history", 0, tokens, scores.get(t.id, 0.0), _copy(t.metadata),
-                      content) for t, content, tokens in shown]
+        used += cost
+    picked.sort(key=lambda t: t.id)
+    messages = [{"role": "assistant" if t.role == "assistant" else "user",
+                 "content": cost_of.content(t)} for t in picked]
+    sources = [Source(t.id, "history", 0, cost_of(t), scores.get(t.id, 0.0),
+                      _copy(t.metadata), cost_of.content(t)) for t in picked]
     return messages, sources
-
-
-def _in_time_order(picked: list[Turn], cost_of: _HistoryCost
-                   ) -> tuple[list[tuple[Turn, str, int]], int]:
-    """``picked`` as history messages, oldest first, each dated turn that follows
-    one of the same day without its day; and their tokens."""
-    out = []
-    used = 0
-    last_day: str | None = None
-    for turn in sorted(picked, key=lambda t: t.id):
-        day = cost_of.day(turn)
-        content, tokens = (cost_of.continued(turn) if day is not None and day == last_day
-                           else cost_of.made(turn))
-        last_day = day
-        out.append((turn, content, tokens))
-        used += tokens
-    return out, used
 
 
 def _metadata(c: Candidate, turns: dict[int, Turn]) -> dict[str, Any] | None:

@@ -42,20 +42,18 @@ class PromptLines:
         self._tokenizer = tokenizer
         self._memories: LRU[tuple[Any, ...], MemoryLines] = LRU(size)
         self._turns: LRU[int, tuple[str, int]] = LRU(size)  # a turn as a memory line
-        self._history: LRU[tuple[int, bool, bool], tuple[str, int]] = LRU(size)
+        self._history: LRU[tuple[int, bool], tuple[str, int]] = LRU(size)
 
-    def history(self, turn: Turn, dated: bool, header: bool = True) -> tuple[str, int]:
+    def history(self, turn: Turn, dated: bool) -> tuple[str, int]:
         """A turn as a history message and its tokens (template overhead included).
-        ``dated``: its relative dates resolved and, with ``header``, prefixed with
-        its day (for a turn from another day than the conversation's latest; the
-        message after one of the same day goes without: see builder._pack_history)."""
-        key = (turn.id, dated, header)
+        ``dated``: prefixed with its day and its relative dates resolved (for a
+        turn from another day than the conversation's latest)."""
+        key = (turn.id, dated)
         made = self._history.get(key)
         if made is None:
             tok = self._tokenizer()
             who = f"{turn.speaker}: " if turn.speaker else ""
-            day = f"[{human_date(turn.timestamp)}] " if header else ""
-            text = (f"{day}{who}{annotate(turn.text, turn.datetime)}"
+            text = (f"[{human_date(turn.timestamp)}] {who}{annotate(turn.text, turn.datetime)}"
                     if dated else who + turn.text)
             made = (text, tok.count(text) + tok.per_message)
             self._history.put(key, made)
