@@ -125,11 +125,7 @@ def split_sentences(text: str, max_chars: int) -> list[tuple[int, int]]:
     """Sentence spans (stripped); sentences over ``max_chars`` are cut at spaces."""
     spans: list[tuple[int, int]] = []
     for m in _SENTENCE.finditer(text):
-        start, end = m.start(), m.end()
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
+        start, end = _stripped(text, m.start(), m.end())
         while end - start > max_chars:
             cut = text.rfind(" ", start + 1, start + max_chars)
             cut = cut if cut > start else start + max_chars
@@ -140,6 +136,14 @@ def split_sentences(text: str, max_chars: int) -> list[tuple[int, int]]:
         if end > start:
             spans.append((start, end))
     return spans
+
+
+def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _content_words(s: str) -> list[str]:
@@ -186,9 +190,16 @@ def _says_something(sentence: str) -> bool:
 
 def opens_reply(text: str, start: int) -> bool:
     """Does the sentence at ``start`` say the first thing ``text`` says (only
-    questions and small talk before it: "Thanks, Mel! It taught me a lot.")?"""
-    return not any(_says_something(text[s:e]) for s, e in split_sentences(text, len(text) + 1)
-                   if s < start)
+    questions and small talk before it: "Thanks, Mel! It taught me a lot.")?
+    Reads only up to ``start``: asked for every unit of a turn, and a turn may
+    be a megabyte."""
+    for m in _SENTENCE.finditer(text):
+        if m.start() >= start:
+            break
+        s, e = _stripped(text, m.start(), m.end())
+        if s < start and e > s and _says_something(text[s:e]):
+            return False
+    return True
 
 
 def questions(text: str) -> list[str]:
