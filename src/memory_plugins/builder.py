@@ -35,7 +35,7 @@ from .prompt import (
     render_text,
 )
 from .recall import Candidate, Entry, query_words
-from .workingset import caller_metadata, cue
+from .workingset import caller_metadata
 
 if TYPE_CHECKING:
     from .engine import MemoryEngine
@@ -150,12 +150,8 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
             def turn_of(turn_id: int) -> Turn | None:
                 return engine._turn(tx.log, turn_id)
 
-            def before(turn: Turn) -> Turn | None:
-                return engine._turn_before(tx.log, turn)
-
-            found = ([Entry(u, cue(u, turn_of(u.origin), before))
-                      for u in ws.iter_units(tx, user_id)]
-                     + [Entry(u, cue(u, turn_of(u.origin), before), forgotten=True) for u in
+            found = ([Entry(u, engine._cue_in(tx.log, u)) for u in ws.iter_units(tx, user_id)]
+                     + [Entry(u, engine._cue_in(tx.log, u), forgotten=True) for u in
                         ws.recently_forgotten(tx, user_id, limit, FORGOTTEN_SCAN * limit)])
             # A new index: its lines too, once (later the worker keeps them ready).
             engine._lines.warm([e.unit for e in found], turn_of)
@@ -173,8 +169,7 @@ def recall_candidates(engine: MemoryEngine, user_id: str, query: str) -> list[Ca
         if cold:
             with recall.lock:
                 cold = [u for u in cold if u.id not in index.pos]
-        cold_cues = [cue(u, engine._turn(tx.log, u.origin),
-                         lambda turn: engine._turn_before(tx.log, turn)) for u in cold]
+        cold_cues = [engine._cue_in(tx.log, u) for u in cold]
     recall.save(user_id)  # the vectors a new index made, kept for the next process
     vector = recall.embedder.embed([query])[0] if query.strip() else None
     warm = recall.search(index, query, state.now, CANDIDATES, vector)

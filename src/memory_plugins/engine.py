@@ -213,8 +213,11 @@ class MemoryEngine:
 
     def _cue(self, unit: MemoryUnit) -> str:
         with self._store.log.read() as txn:
-            return cue(unit, self._turn(txn, unit.origin),
-                       lambda turn: self._turn_before(txn, turn))
+            return self._cue_in(txn, unit)
+
+    def _cue_in(self, txn: Any, unit: MemoryUnit) -> str:
+        """``unit``'s cue (workingset.cue), read in the log transaction ``txn``."""
+        return cue(unit, self._turn(txn, unit.origin), lambda turn: self._turn_before(txn, turn))
 
     # -- the tokenizer, the embedder and the recall indexes (loaded on first use) ----
 

@@ -25,7 +25,7 @@ about one vector per indexed memory.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -57,14 +57,9 @@ class VectorStore:
     def load(self, txn: Any, user_id: str, cues: dict[int, str]) -> dict[int, np.ndarray]:
         """The stored vectors of the units in ``cues`` (unit id -> cue) that were made
         from that cue by this embedder; one pass over the user's entries."""
-        prefix = user_key(user_id)
         found: dict[int, np.ndarray] = {}
         with txn.cursor(db=self.db) as cur:
-            if not cur.set_range(prefix):
-                return found
-            for key, value in cur:
-                if key[:16] != prefix:
-                    break
+            for key, value in _entries(cur, user_key(user_id)):
                 unit_id = unpack_u64(key, 16)
                 cue = cues.get(unit_id)
                 if (cue is not None and len(value) == self.size
@@ -85,13 +80,8 @@ class VectorStore:
         def fn(txn: Any) -> None:
             if keep_only is not None:
                 with txn.cursor(db=self.db) as cur:
-                    stale = []
-                    if cur.set_range(prefix):
-                        for key in cur.iternext(values=False):
-                            if key[:16] != prefix:
-                                break
-                            if unpack_u64(key, 16) not in keep_only:
-                                stale.append(bytes(key))
+                    stale = [bytes(key) for key, _value in _entries(cur, prefix)
+                             if unpack_u64(key, 16) not in keep_only]
                 for key in stale:
                     txn.delete(key, db=self.db)
             for unit_id in dropped:
@@ -100,3 +90,12 @@ class VectorStore:
                 value = self.fingerprint(cue) + np.asarray(vector, dtype=np.float16).tobytes()
                 txn.put(prefix + pack_u64(unit_id), value, db=self.db)
         self.env.write(fn)
+
+
+def _entries(cur: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) pairs under one user's key, in unit id order."""
+    if cur.set_range(prefix):
+        for key, value in cur:
+            if key[:16] != prefix:
+                return
+            yield key, value
