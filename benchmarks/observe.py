@@ -169,9 +169,10 @@ class Row:
         return percentile(self.samples[phase], q)
 
     def bytes_of(self, part: str) -> int:
-        """data.mdb bytes of the raw log ("log"), the rest ("ws") or all ("all")."""
+        """data.mdb bytes of the raw log ("log": its archive and inbox), the rest
+        ("ws") or all ("all")."""
         return sum(size for env, (size, _alloc) in self.files.items()
-                   if part == "all" or (env == "log") == (part == "log"))
+                   if part == "all" or (env in ("log", "inbox")) == (part == "log"))
 
 
 def percentile(seconds: list[float], q: float) -> float:

@@ -2,7 +2,7 @@
 
     python tests/_writer.py write --path STORE --tag A --user alice [--user shared]
                                   [--kind varied|big] [--durability sync|deferred]
-                                  [--count N] [--wait-go]
+                                  [--move-every N] [--count N] [--wait-go]
     python tests/_writer.py read --path STORE --user alice --user bob --expect N
     python tests/_writer.py inspect --path STORE --user alice
 
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memory_plugins import MemoryEngine
+from memory_plugins import MemoryEngine, rawlog
 
 _WORDS = (
     "my dog name is Potola she lives in Paris since March 2019 and likes green apples "
@@ -101,6 +101,9 @@ def write(args: argparse.Namespace) -> int:
         settings["durability"] = args.durability
     if args.map_size_mb is not None:
         settings["map_size_mb"] = args.map_size_mb
+    if args.move_every is not None:  # move the log's inbox to its archive all the time
+        settings["maintenance"] = "inline"
+        rawlog.INBOX_MOVE_AT, rawlog.MOVE_BATCH = args.move_every, max(1, args.move_every // 2)
     with MemoryEngine(args.path, **settings) as engine:
         _say("ready")
         if args.wait_go and sys.stdin.readline().strip() != "go":
@@ -270,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=["varied", "big"], default="varied")
     parser.add_argument("--durability", choices=["sync", "deferred"])
     parser.add_argument("--map-size-mb", type=int)
+    parser.add_argument("--move-every", type=int,
+                        help="move the log's inbox to its archive every N turns")
     parser.add_argument("--count", type=int)
     parser.add_argument("--expect", type=int, default=0)
     parser.add_argument("--wait-go", action="store_true")

@@ -87,30 +87,36 @@ class Ledger:
         assert engine.stats(USER).turns == len(ids)
 
 
-def _writer_args(store: Path, tag: str, kind: str, durability: str | None) -> list[str]:
+def _writer_args(store: Path, tag: str, kind: str, durability: str | None,
+                 move_every: int | None = None) -> list[str]:
     args = ["write", "--path", str(store), "--tag", tag, "--user", USER, "--kind", kind]
+    if move_every:
+        args += ["--move-every", str(move_every)]
     return [*args, "--durability", durability] if durability else args
 
 
 @pytest.mark.parametrize(
-    ("kind", "durability", "kills"),
+    ("kind", "durability", "kills", "move_every"),
     [
-        ("varied", None, 30),  # emoji, CJK, control chars, long and empty texts
-        ("big", None, 12),  # 200 KB texts: the kill lands mid-commit more often
+        ("varied", None, 30, None),  # emoji, CJK, control chars, long and empty texts
+        ("big", None, 12, None),  # 200 KB texts: the kill lands mid-commit more often
         # Deferred durability fsyncs later, but each commit has reached the OS when
         # observe returns: killing the process (not the machine) loses nothing.
-        ("varied", "deferred", 15),
+        ("varied", "deferred", 15, None),
+        # The log's inbox moved to its archive every few turns: kills land mid-move.
+        ("varied", None, 20, 4),
     ],
-    ids=["varied", "200KB", "deferred"],
+    ids=["varied", "200KB", "deferred", "moving"],
 )
 def test_sigkill_at_random_moments_loses_no_acknowledged_turn(
-        tmp_path: Path, spawn: Spawn, kind: str, durability: str | None, kills: int) -> None:
+        tmp_path: Path, spawn: Spawn, kind: str, durability: str | None, kills: int,
+        move_every: int | None) -> None:
     store = tmp_path / "store"
-    rnd = random.Random(f"{kind}/{durability}")
+    rnd = random.Random(f"{kind}/{durability}/{move_every}")
     ledger = Ledger(kind)
     for n in range(kills):
         tag = f"r{n}"
-        child = spawn(*_writer_args(store, tag, kind, durability))
+        child = spawn(*_writer_args(store, tag, kind, durability, move_every))
         child.expect("ready")
         time.sleep(rnd.uniform(0.020, 0.300))  # the fault: SIGKILL at a random moment
         assert child.kill() == -signal.SIGKILL, child.stderr()
@@ -122,6 +128,9 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_turn(
     with MemoryEngine(store) as engine:  # and a last clean reopen sees it all
         assert engine.verify().ok
         assert engine.stats(USER).turns == len(ledger.last_ids)
+        if move_every:
+            with engine._store.log_read() as view:
+                assert view.archived > len(ledger.last_ids) // 2  # the moves did happen
 
 
 def test_sigkill_while_the_writer_opens_the_store(tmp_path: Path, spawn: Spawn) -> None:

@@ -77,10 +77,9 @@ def test_an_older_store_opens_and_reads_as_it_did(tmp_path: Path, fmt: int) -> N
         for user in ("alice", "bob", "çé 用户"):  # the per-user index, rewritten with 5-byte ids
             mine = [t[0] for t in turns if t[1] == user]
             assert engine.stats(user).turns == len(mine)
-            log = engine._store.log
-            with log.read() as txn:
-                assert list(rawlog.iter_user_seqs(log, txn, user, after=mine[5])) == mine[6:]
-                assert list(rawlog.iter_user_seqs(log, txn, user, reverse=True,
+            with engine._store.log_read() as view:
+                assert list(rawlog.iter_user_seqs(view, user, after=mine[5])) == mine[6:]
+                assert list(rawlog.iter_user_seqs(view, user, reverse=True,
                                                   before=mine[5])) == mine[4::-1]
         memories = expected["memories"]
         assert isinstance(memories, dict)
@@ -210,7 +209,7 @@ def test_compacting_a_users_units_changes_nothing_they_show(
         ws, store = engine._ws, engine._store
 
         def fn(txn: object) -> None:
-            with store.log.read() as log_txn:
+            with store.log_read() as log_txn:
                 tx = workingset.Tx(txn, log_txn)
                 ws._compact(tx, ws.state(tx, "me"))
         store.ws.write(fn)

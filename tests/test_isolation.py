@@ -57,6 +57,6 @@ def test_odd_user_ids_work_and_never_become_file_names(tmp_path: Path, user_id: 
         assert [t.text for t in engine.turns(user_id=user_id)] == ["My dog's name is Potola."]
         assert [m.text for m in engine.memories(user_id=user_id)] == ["My dog's name is Potola."]
         assert engine.stats(user_id).turns == 1
-    assert sorted(os.listdir(tmp_path)) == ["log", "working_set"]
-    for part in ("log", "working_set"):
+    assert sorted(os.listdir(tmp_path)) == ["inbox", "log", "working_set"]
+    for part in ("inbox", "log", "working_set"):
         assert sorted(os.listdir(tmp_path / part)) == ["data.mdb", "lock.mdb"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory_plugins import CorruptionError, MemoryEngine
+from memory_plugins import CorruptionError, MemoryEngine, rawlog
 from memory_plugins.frames import HEAD_SIZE, Turn, decode_frame, encode_frame, read_header
 from memory_plugins.storage import pack_u64
 
@@ -70,8 +71,16 @@ def test_timestamps_keep_their_utc_offset(engine: MemoryEngine) -> None:
     assert naive.datetime == dt.datetime(2023, 5, 8, 13, 56, tzinfo=dt.UTC)
 
 
+def _holder(engine: MemoryEngine, seq: int) -> tuple[Any, Any]:
+    """The LMDB environment and database holding turn ``seq``: the log's inbox or
+    its archive (rawlog.py)."""
+    with engine._store.log_read() as view:
+        env = engine._store.log if seq <= view.archived else engine._store.inbox
+    return env.env, env.dbs["turns"]
+
+
 def _flip(engine: MemoryEngine, seq: int, offset: int) -> None:
-    env, db = engine._store.log.env, engine._store.log.dbs["turns"]
+    env, db = _holder(engine, seq)
     with env.begin(write=True) as txn:
         frame = bytearray(txn.get(pack_u64(seq), db=db))
         frame[offset % len(frame)] ^= 0x01
@@ -79,12 +88,14 @@ def _flip(engine: MemoryEngine, seq: int, offset: int) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(victim=st.integers(1, 12), offset=st.integers(0, 10_000))
+@given(victim=st.integers(1, 12), offset=st.integers(0, 10_000), archived=st.integers(0, 12))
 def test_verify_names_the_frame_with_a_flipped_bit(tmp_path_factory: pytest.TempPathFactory,
-                                                   victim: int, offset: int) -> None:
+                                                   victim: int, offset: int,
+                                                   archived: int) -> None:
     with MemoryEngine(tmp_path_factory.mktemp("flip")) as engine:
         for i in range(12):
             engine.observe(f"turn number {i} " * (i + 1), user_id=f"user{i % 3}")
+        rawlog.move_to_archive(engine._store, archived)  # the first ones, in the archive
         assert engine.verify().ok
         _flip(engine, victim, offset)
         report = engine.verify()
@@ -97,7 +108,7 @@ def test_verify_names_the_frame_with_a_flipped_bit(tmp_path_factory: pytest.Temp
 def test_verify_catches_a_rewritten_frame_with_a_valid_crc(engine: MemoryEngine) -> None:
     """Forging a frame (new text, correct CRC) still breaks the hash chain."""
     ids = [engine.observe(f"I paid {n} euros.", user_id="alice") for n in (10, 20, 30)]
-    env, db = engine._store.log.env, engine._store.log.dbs["turns"]
+    env, db = _holder(engine, ids[1])
     with env.begin(write=True) as txn:
         raw = bytes(txn.get(pack_u64(ids[1]), db=db))
         original = decode_frame(raw)
@@ -115,8 +126,9 @@ def test_verify_catches_a_rewritten_frame_with_a_valid_crc(engine: MemoryEngine)
 def test_verify_catches_a_lost_last_frame_and_observe_refuses_to_chain_past_it(
         engine: MemoryEngine) -> None:
     ids = [engine.observe(f"turn {n}", user_id=u) for n, u in enumerate("abab")]
-    with engine._store.log.env.begin(write=True) as txn:  # b's last frame goes missing
-        txn.delete(pack_u64(ids[3]), db=engine._store.log.dbs["turns"])
+    env, db = _holder(engine, ids[3])
+    with env.begin(write=True) as txn:  # b's last frame goes missing
+        txn.delete(pack_u64(ids[3]), db=db)
     report = engine.verify()
     assert not report.ok
     assert report.first_broken is not None and report.first_broken.seq == ids[3]
@@ -171,3 +183,76 @@ def test_the_store_survives_reopening(tmp_path: Path) -> None:
         second = engine.observe("And my cat is Miso.", user_id="u1")
         assert second == first + 1
         assert engine.verify().ok
+
+
+def _reads(engine: MemoryEngine, ids: dict[str, list[int]]) -> list[object]:
+    """Everything the log answers about its turns, through each way of reading it."""
+    out: list[object] = [engine.stats().turns]
+    with engine._store.log_read() as view:
+        out.append([t.id for t in rawlog.iter_after(view, 100, 50)])
+        out.append(rawlog.last_seq(view))
+    for user, mine in ids.items():
+        mid = mine[len(mine) // 2]
+        with engine._store.log_read() as view:
+            out.append([list(rawlog.iter_user_seqs(view, user, reverse=True)),
+                        list(rawlog.iter_user_seqs(view, user, after=mid)),
+                        list(rawlog.iter_user_seqs(view, user, reverse=True, before=mid)),
+                        rawlog.counts(view, user)])
+        out.append([(t.id, t.text) for t in engine.turns(user_id=user)])
+        out.append(engine.get_turn(mid).text)
+    report = engine.verify()
+    assert report.ok
+    out.append((report.frames, report.users))
+    return out
+
+
+def test_turns_read_the_same_in_the_inbox_or_the_archive(engine: MemoryEngine) -> None:
+    """New turns go to the log's inbox and move to its archive in batches: every
+    read answers the same before, between and after the moves."""
+    ids: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+    for n in range(300):
+        user = "abc"[n % 3] if n % 7 else "a"
+        ids[user].append(engine.observe(f"turn {n}", user_id=user))
+    before = _reads(engine, ids)
+    assert before[0] == 300
+    for limit in (0, 1, 120, 1000):  # none, one, a batch that splits each user, the rest
+        rawlog.move_to_archive(engine._store, limit)
+        assert _reads(engine, ids) == before
+    assert rawlog.inbox_size(engine._store) == 0
+    ids["b"].append(engine.observe("after the move", user_id="b"))
+    assert engine.get_turn(ids["b"][-1]).text == "after the move"
+    assert engine.verify().ok
+
+
+def test_a_move_cut_short_between_its_commits_loses_and_repeats_nothing(
+        engine: MemoryEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(50):
+        engine.observe(f"turn {n}", user_id=f"u{n % 2}")
+
+    def killed(fn: object) -> None:
+        raise KeyboardInterrupt  # the process dies once the archive holds the copies
+    monkeypatch.setattr(engine._store.inbox, "write", killed)
+    with pytest.raises(KeyboardInterrupt):
+        rawlog.move_to_archive(engine._store, 30)
+    monkeypatch.undo()
+    assert rawlog.inbox_size(engine._store) == 50  # 30 of them in both places, read once
+    assert [t.text for t in engine.turns(user_id="u0")] == [f"turn {n}" for n in range(0, 50, 2)]
+    assert engine.stats().turns == 50 and engine.verify().frames == 50
+    engine.observe("one more", user_id="u0")  # chained onto its user's newest frame
+    assert rawlog.move_to_archive(engine._store, 1000) == (21, 51)
+    assert rawlog.inbox_size(engine._store) == 0
+    report = engine.verify()
+    assert report.ok and report.frames == 51
+
+
+def test_the_inbox_stays_small(tmp_path: Path) -> None:
+    with MemoryEngine(tmp_path / "inline", maintenance="inline", embedder="hashing") as engine:
+        for n in range(rawlog.INBOX_MOVE_AT + 10):
+            engine.observe(f"turn {n}", user_id="u")
+        assert rawlog.inbox_size(engine._store) < rawlog.INBOX_MOVE_AT
+    # A burst that leaves the background worker no gap: observe() moves a batch itself.
+    with MemoryEngine(tmp_path / "burst", durability="deferred", embedder="hashing") as engine:
+        for n in range(rawlog.INBOX_MAX + 50):
+            engine.observe(f"turn {n}", user_id=f"u{n % 5}")
+        assert rawlog.inbox_size(engine._store) <= rawlog.INBOX_MAX
+        assert engine.stats().turns == rawlog.INBOX_MAX + 50 and engine.verify().ok

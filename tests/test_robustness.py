@@ -100,3 +100,60 @@ def test_the_map_grows_while_other_threads_read(tmp_path: Path) -> None:
                 t.join()
         assert errors == []
         assert engine.stats().turns == 3001 and engine.verify().ok
+
+
+def test_a_map_resize_waits_for_readers_and_is_not_starved_by_them() -> None:
+    """LMDB may be remapped only when no thread is inside a transaction. A thread
+    already inside one may open another while a resize waits (else both would
+    wait for each other); threads whose reads keep overlapping must still let the
+    resize in."""
+    import threading
+    import time
+
+    from memory_plugins.storage import _SharedExclusive
+
+    lock = _SharedExclusive()
+    inside, go_on, nested = threading.Event(), threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with lock.shared():
+            inside.set()
+            go_on.wait(5)  # a resize is queued meanwhile
+            with lock.shared():  # nested: does not wait behind it
+                nested.set()
+
+    resized = threading.Event()
+
+    def resize() -> None:
+        with lock.exclusive():
+            resized.set()
+
+    threads = [threading.Thread(target=reader), threading.Thread(target=resize)]
+    threads[0].start()
+    assert inside.wait(5)
+    threads[1].start()
+    time.sleep(0.05)
+    assert not resized.is_set()  # the reader is inside
+    go_on.set()
+    assert nested.wait(5) and resized.wait(5)
+    for t in threads:
+        t.join(5)
+
+    stop, done = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            with lock.shared():
+                time.sleep(0.001)
+
+    readers = [threading.Thread(target=busy) for _ in range(3)]
+    for t in readers:
+        t.start()
+    time.sleep(0.05)
+    resizer = threading.Thread(target=lambda: resize() or done.set())
+    resizer.start()  # three readers overlapping without end
+    got_in = done.wait(5)
+    stop.set()
+    for t in [*readers, resizer]:
+        t.join(5)
+    assert got_in

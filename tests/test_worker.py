@@ -11,8 +11,10 @@ from memory_plugins import MemoryEngine
 
 
 def active_readers(engine: MemoryEngine) -> list[str]:
-    """This process's open read transactions on the raw log (LMDB's reader table)."""
-    rows = engine._store.log.env.readers().splitlines()[1:]
+    """This process's open read transactions on the raw log, its inbox and archive
+    (LMDB's reader tables)."""
+    rows = [row for env in (engine._store.inbox, engine._store.log)
+            for row in env.env.readers().splitlines()[1:]]
     return [row for row in rows if row.split()[-1] != "-"]
 
 

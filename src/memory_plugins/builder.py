@@ -299,7 +299,7 @@ class _Counts:
 def _turns_of(engine: MemoryEngine, candidates: list[Candidate]) -> dict[int, Turn]:
     """The source turns of ``candidates``, by id."""
     turns: dict[int, Turn] = {}
-    with engine._store.log.read() as txn:
+    with engine._store.log_read() as txn:
         for c in candidates:
             if c.unit.origin not in turns:
                 turn = engine._turn(txn, c.unit.origin)

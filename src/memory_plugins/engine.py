@@ -38,14 +38,14 @@ from .cache import LRU
 from .embed import Embedder, HashingEmbedder, default_embedder
 from .errors import CorruptionError, NotFoundError, ValidationError
 from .events import EventBus
-from .frames import Turn, decode_frame
+from .frames import Turn
 from .lines import PromptLines
 from .maintenance import HotCache, Maintainer, yield_gil
 from .prompt import Budget, Prompt
 from .rawlog import VerifyReport
 from .recall import Recall, query_words
 from .settings import MEMORY_TYPES, PROCESS_ONLY, Settings
-from .storage import Store, unpack_u64, user_key
+from .storage import Store
 from .tokenizers import Tokenizer, resolve_tokenizer
 from .units import GONE, LEVEL_NAMES, MemoryUnit
 from .validation import check_id, check_int_id, check_metadata, to_timestamp
@@ -169,6 +169,9 @@ class MemoryEngine:
         self._turns: LRU[int, Turn] = LRU(8192)
         self._lines = PromptLines(lambda: self.tokenizer)
         self._applied_hint = 0  # last turn this process saw applied (a lower bound)
+        with self._store.log_read() as view:  # where the log's inbox stands (rawlog.py)
+            self._archived_hint = view.archived  # last turn seen in the log's archive
+            self._newest_hint = rawlog.last_seq(view)  # last turn seen logged
         self._maintainer: Maintainer | None = None
         self._maintainer_lock = threading.Lock()
 
@@ -193,7 +196,7 @@ class MemoryEngine:
     def _ws_write(self, fn: Callable[[Tx], tuple[T, dict[str, Changes]]]) -> T:
         """A working-set write (with a log snapshot); then refresh the hot cache."""
         def run(txn: Any) -> tuple[T, dict[str, Changes]]:
-            with self._store.log.read() as log_txn:
+            with self._store.log_read() as log_txn:
                 return fn(Tx(txn, log_txn))
         result, changes = self._store.ws.write(run)
         for user_id, ch in changes.items():
@@ -208,11 +211,11 @@ class MemoryEngine:
         return result
 
     def _warm_lines(self, units: list[MemoryUnit]) -> None:
-        with self._store.log.read() as txn:
+        with self._store.log_read() as txn:
             self._lines.warm(units, lambda turn_id: self._turn(txn, turn_id))
 
     def _cue(self, unit: MemoryUnit) -> str:
-        with self._store.log.read() as txn:
+        with self._store.log_read() as txn:
             return self._cue_in(txn, unit)
 
     def _cue_in(self, txn: Any, unit: MemoryUnit) -> str:
@@ -250,13 +253,13 @@ class MemoryEngine:
 
     @contextmanager
     def _ws_read(self) -> Iterator[Tx]:
-        with self._store.ws.read() as ws_txn, self._store.log.read() as log_txn:
+        with self._store.ws.read() as ws_txn, self._store.log_read() as log_txn:
             yield Tx(ws_txn, log_txn)
 
     def _catch_up(self, *, background: bool = False) -> None:
         """Apply every logged turn the working set has not seen (read-your-writes)."""
         with self._ws_read() as tx:  # most reads find nothing pending: no write, no fsync
-            if self._ws.applied(tx) >= rawlog.last_seq(self._store.log, tx.log):
+            if self._ws.applied(tx) >= rawlog.last_seq(tx.log):
                 return
         # The worker applies one turn per transaction and yields between them, never
         # inside one: its log snapshot, held across a yield, would pin every page the
@@ -276,10 +279,27 @@ class MemoryEngine:
         self._applied_hint = max(self._applied_hint, self._ws.applied(tx))
         return left, changes
 
+    def _maintain(self, *, background: bool = True) -> None:
+        """Apply pending turns to the working set, then move the log's inbox to its
+        archive if it has grown (rawlog.py): the background worker's round, or
+        each observe()'s with maintenance="inline"."""
+        self._catch_up(background=background)
+        while self._newest_hint - self._archived_hint >= rawlog.INBOX_MOVE_AT:
+            moved, self._archived_hint = rawlog.move_to_archive(self._store)
+            if not moved:
+                return
+            if background:
+                yield_gil()
+
     def _wake_maintainer(self, turn_id: int) -> None:
-        if self.settings.maintenance == "inline" or (
-                turn_id - self._applied_hint > self.settings.max_pending_turns):
-            self._catch_up()  # inline mode, or the worker fell too far behind: help it
+        self._newest_hint = max(self._newest_hint, turn_id)
+        if self.settings.maintenance == "inline":
+            self._maintain(background=False)
+            return
+        if turn_id - self._archived_hint > rawlog.INBOX_MAX:  # a burst with no gaps
+            self._archived_hint = rawlog.move_to_archive(self._store)[1]
+        if turn_id - self._applied_hint > self.settings.max_pending_turns:
+            self._catch_up()  # the worker fell too far behind: help it
             return
         with self._maintainer_lock:
             if self._maintainer is None:
@@ -312,7 +332,7 @@ class MemoryEngine:
 
     def _append(self, turn: Turn) -> int:
         """Make ``turn`` durable in the log; returns its id."""
-        return self._store.log.write(lambda txn: rawlog.append(self._store.log, txn, turn).id)
+        return rawlog.append(self._store, turn).id
 
     def observe(self, text: str, *, role: str = "user", user_id: str = "default",
                 session_id: str | None = None, speaker: str | None = None,
@@ -433,7 +453,7 @@ class MemoryEngine:
         a turn, so the cache is never stale)."""
         turn = self._turns.get(turn_id) if cached else None
         if turn is None:
-            turn = rawlog.get_turn(self._store.log, txn, turn_id)
+            turn = rawlog.get_turn(txn, turn_id)
             if turn is not None and cached:
                 self._turns.put(turn_id, turn)
         return turn
@@ -441,7 +461,7 @@ class MemoryEngine:
     def _turn_before(self, txn: Any, turn: Turn) -> Turn | None:
         """The user's turn just before ``turn`` (one index lookup), if any."""
         seqs = list(itertools.islice(rawlog.iter_user_seqs(
-            self._store.log, txn, turn.user_id, reverse=True, before=turn.id), 1))
+            txn, turn.user_id, reverse=True, before=turn.id), 1))
         prev = self._turn(txn, seqs[0]) if seqs else None
         return prev if prev is not None and prev.user_id == turn.user_id else None
 
@@ -450,9 +470,9 @@ class MemoryEngine:
         where the last stopped, in batches that grow (most callers stop early)."""
         before, size = 0, 16  # before 0: from the newest
         while True:
-            with self._store.log.read() as txn:
+            with self._store.log_read() as txn:
                 seqs = list(itertools.islice(rawlog.iter_user_seqs(
-                    self._store.log, txn, user_id, reverse=True, before=before), size))
+                    txn, user_id, reverse=True, before=before), size))
                 batch = [self._turn(txn, seq, cached=cached) for seq in seqs]
             for seq, turn in zip(seqs, batch, strict=True):
                 if turn is None:
@@ -471,9 +491,9 @@ class MemoryEngine:
         check_id("session_id", session_id, optional=True)
         after = 0
         while True:  # short read transactions, so a long loop never pins old pages
-            with self._store.log.read() as txn:
+            with self._store.log_read() as txn:
                 batch = []
-                for turn in rawlog.iter_user_turns(self._store.log, txn, user_id, after=after):
+                for turn in rawlog.iter_user_turns(txn, user_id, after=after):
                     batch.append(turn)
                     if len(batch) >= 256:
                         break
@@ -485,16 +505,16 @@ class MemoryEngine:
             after = batch[-1].id
 
     def get_turn(self, turn_id: int) -> Turn:
-        with self._store.log.read() as txn:
-            turn = rawlog.get_turn(self._store.log, txn, check_int_id("turn_id", turn_id))
+        with self._store.log_read() as txn:
+            turn = rawlog.get_turn(txn, check_int_id("turn_id", turn_id))
         if turn is None:
             raise NotFoundError(f"no turn {turn_id} in this store")
         return turn
 
     def verify(self) -> VerifyReport:
         """Check every frame's CRC32 and every user's hash chain (reads the whole log)."""
-        with self._store.log.read() as txn:
-            return rawlog.verify(self._store.log, txn)
+        with self._store.log_read() as txn:
+            return rawlog.verify(txn)
 
     # -- explicit memory management --------------------------------------------
 
@@ -520,7 +540,7 @@ class MemoryEngine:
                 "it stays in the log") from None
 
     def _owner(self, tx: Tx, memory_id: int) -> str:
-        turn = rawlog.get_turn(self._store.log, tx.log, memory_id >> 8)
+        turn = rawlog.get_turn(tx.log, memory_id >> 8)
         if turn is None:
             raise NotFoundError(f"no memory {memory_id} in this store")
         return turn.user_id
@@ -544,7 +564,7 @@ class MemoryEngine:
         level = unit.level_at(now, self.settings.level_thresholds)
         if level >= GONE:
             return None
-        turn = rawlog.get_turn(self._store.log, tx.log, unit.origin)
+        turn = rawlog.get_turn(tx.log, unit.origin)
         meta = caller_metadata(unit, turn)
         verbatim = turn.text[unit.span[0]:unit.span[1]] if turn is not None and not level else None
         return unit.degraded_to(level).evolve(verbatim=verbatim, metadata=meta,
@@ -599,7 +619,7 @@ class MemoryEngine:
             if self._ws.is_deleted(tx, user_id, memory_id):
                 raise NotFoundError(f"memory {memory_id} was already deleted")
             if self._ws.load(tx, user_id, memory_id) is None and not self._ws.original_text(
-                    tx, rawlog.get_turn(self._store.log, tx.log, memory_id >> 8), memory_id):
+                    tx, rawlog.get_turn(tx.log, memory_id >> 8), memory_id):
                 raise NotFoundError(f"no memory {memory_id} in this store")
         self._append(self._make_turn(text, _MEMORY_ROLE, user_id, None, None, None, op))
         self._catch_up()
@@ -628,7 +648,7 @@ class MemoryEngine:
         memory_id = check_int_id("memory_id", memory_id)
         self._catch_up()
         with self._ws_read() as tx:
-            origin = rawlog.get_turn(self._store.log, tx.log, memory_id >> 8)
+            origin = rawlog.get_turn(tx.log, memory_id >> 8)
             if origin is None:
                 raise NotFoundError(f"no memory {memory_id} in this store")
             events = [MemoryEvent(memory_id=memory_id, **e)
@@ -680,21 +700,14 @@ class MemoryEngine:
         """Counts per level and tier, tokens, bytes, and the time span of the log."""
         check_id("user_id", user_id, optional=True)
         self._catch_up()
-        log_dbs = self._store.log.dbs
         with self._ws_read() as tx:
             if user_id is None:
                 with tx.ws.cursor(db=self._store.ws.dbs["users"]) as cur:
                     states = [UserState.from_bytes(bytes(v)) for _k, v in cur]
-                users = _count_keys(tx.log, log_dbs["user_turns"])
-                first, last = _first_last(tx.log, log_dbs["turns"], None)
-                turns = tx.log.stat(log_dbs["turns"])["entries"]
             else:
                 states = [self._ws.state(tx, user_id)]
-                first, last = _first_last(tx.log, log_dbs["user_turns"], user_key(user_id))
-                with tx.log.cursor(db=log_dbs["user_turns"]) as cur:
-                    turns = cur.count() if cur.set_key(user_key(user_id)) else 0
-                users = 1 if turns else 0
-            ends = [rawlog.get_turn(self._store.log, tx.log, seq) if seq else None
+            users, turns, first, last = rawlog.counts(tx.log, user_id)
+            ends = [rawlog.get_turn(tx.log, seq) if seq else None
                     for seq in (first, last)]
         hot = sum(len(self._hot.get(s.user_id, s.version)) for s in states)
         levels = [sum(s.levels[i] for s in states) for i in range(4)]
@@ -713,10 +726,9 @@ class MemoryEngine:
         checks: dict[str, str] = {}
         try:
             with self._ws_read() as tx:
-                with tx.log.cursor(db=self._store.log.dbs["turns"]) as cur:
-                    if cur.last():
-                        decode_frame(bytes(cur.value()))
-                lag = rawlog.last_seq(self._store.log, tx.log) - self._ws.applied(tx)
+                newest = rawlog.last_seq(tx.log)
+                rawlog.get_turn(tx.log, newest)  # decodes: raises if it is corrupt
+                lag = newest - self._ws.applied(tx)
                 skipped, first = self._ws.skipped(tx)
             checks["last_frame"] = "ok"
             checks["working_set"] = "ok" if lag <= self.settings.max_pending_turns else (
@@ -730,7 +742,8 @@ class MemoryEngine:
         worker = self._maintainer
         if worker is not None and worker.error is not None:
             checks["maintenance"] = f"background maintenance failed: {worker.error}"
-        for name, env in (("log", self._store.log), ("working_set", self._store.ws)):
+        for name, env in (("log", self._store.log), ("inbox", self._store.inbox),
+                          ("working_set", self._store.ws)):
             info = env.env.info()
             used = env.used_bytes() / max(1, info["map_size"])
             checks[f"{name}_map"] = "ok" if used < 0.9 else (
@@ -769,25 +782,3 @@ class MemoryEngine:
 
     def __repr__(self) -> str:
         return f"MemoryEngine(path={self.path!r})"
-
-
-def _count_keys(txn: Any, db: Any) -> int:
-    """Distinct keys of a sorted-duplicates database (one step per key)."""
-    with txn.cursor(db=db) as cur:
-        return sum(1 for _ in cur.iternext_nodup(keys=True, values=False))
-
-
-def _first_last(txn: Any, db: Any, key: bytes | None) -> tuple[int, int]:
-    """First and last turn id of the whole log (key None) or of one user (0, 0 if none)."""
-    with txn.cursor(db=db) as cur:
-        if key is None:
-            if not cur.first():
-                return 0, 0
-            first = unpack_u64(cur.key())
-            cur.last()
-            return first, unpack_u64(cur.key())
-        if not cur.set_key(key):
-            return 0, 0
-        first = rawlog.unpack_seq(bytes(cur.value()))
-        cur.last_dup()
-        return first, rawlog.unpack_seq(bytes(cur.value()))

@@ -95,7 +95,7 @@ class Maintainer(threading.Thread):
             if self.stopping:
                 return
             try:
-                self.engine._catch_up(background=True)
+                self.engine._maintain()
                 self.error = None
             except Exception as exc:  # kept for health(); the next read retries and raises
                 self.error = exc

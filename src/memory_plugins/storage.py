@@ -1,25 +1,29 @@
 """The two LMDB environments behind a store, their sub-databases, keys and transactions.
 
-    <path>/log/            the raw log: every turn, durable when observe() returns
+    <path>/log/            the raw log's archive: every turn but the newest
+    <path>/inbox/          the raw log's newest turns, durable when observe() returns
     <path>/working_set/    memories derived from the log: units, schedules, indexes
 
-The log is the only source of truth. The working set is derived from it turn by
-turn, in log order, and records the last turn it applied, in the same
-transaction as the changes; so after any crash it is brought up to date by
-applying the turns it had not seen. Keeping them apart makes the durable part
-of observe() small (a commit costs per page it dirties) and lets the working
-set be updated by a background worker without blocking the log's writer.
+The log (archive and inbox, see rawlog.py) is the only source of truth. The
+working set is derived from it turn by turn, in log order, and records the last
+turn it applied, in the same transaction as the changes; so after any crash it
+is brought up to date by applying the turns it had not seen. Keeping them apart
+makes the durable part of observe() small (a commit costs per page it dirties)
+and lets the working set be updated by a background worker without blocking the
+log's writer.
 
 LMDB gives one writer and many readers across processes; maps grow by doubling.
 
 User ids never become file or key material as given: a user's key is the
 BLAKE2b-128 of the id.
 
-Formats. The log's ``meta/format`` is ``STORE_FORMAT``: "3". Format 2 added
+Formats. The log's ``meta/format`` is ``STORE_FORMAT``: "4". Format 2 added
 version-2 frames (frames.py); a format-1 store opens as is (its version-1 frames
 still read, its turn index is rewritten with 5-byte seqs). Format 3 dropped the
 ``chains`` database: a user's chain head is read through the user's turn index, so
-that a durable commit touches one B-tree fewer. Older stores open and are marked "3".
+that a durable commit touches one B-tree fewer. Format 4 added the inbox: new turns
+are committed there and moved to the log in batches (rawlog.py); an older release
+would not see them. Older stores open (with an empty inbox) and are marked "4".
 
 The working set's ``meta/format`` is ``WORKING_SET_FORMAT``; a working set of
 another format (or none: written before it was recorded) is emptied on open and
@@ -45,13 +49,13 @@ import lmdb
 
 from .errors import StorageError, StoreClosedError, StoreLockedError, ValidationError
 
-__all__ = ["Store", "pack_u64", "term_key", "unpack_u64", "user_key"]
+__all__ = ["LogView", "Store", "pack_u64", "term_key", "unpack_u64", "user_key"]
 
 T = TypeVar("T")
-STORE_FORMAT = b"3"
+STORE_FORMAT = b"4"
 # Format 1: every frame is a version-1 frame; formats 1-2 kept each user's chain head
 # in a "chains" database (dropped when the store is opened).
-READABLE_FORMATS = (b"1", b"2", b"3")
+READABLE_FORMATS = (b"1", b"2", b"3", b"4")
 WORKING_SET_FORMAT = b"2"  # "1" (never recorded): units keyed by id, one key per entry
 _U64 = struct.Struct(">Q")
 
@@ -61,6 +65,9 @@ LOG_DATABASES: dict[str, tuple[bool, bool]] = {
     "turns": (False, False),  # seq -> frame
     "user_turns": (True, True),  # user_key -> seq (dups, sorted; 5 bytes, 8 in format 1)
 }
+# The inbox: the same two databases, for the turns not yet moved to the log.
+INBOX_DATABASES: dict[str, tuple[bool, bool]] = {
+    "turns": LOG_DATABASES["turns"], "user_turns": LOG_DATABASES["user_turns"]}
 WORKING_SET_DATABASES: dict[str, tuple[bool, bool]] = {
     "meta": (False, False),  # b"applied": the last log turn applied
     "users": (False, False),  # user_key -> per-user working-set state
@@ -109,22 +116,33 @@ def term_key(term: str) -> bytes:
     return hashlib.blake2b(term.encode("utf-8", "surrogatepass"), digest_size=5).digest()
 
 
+_inside = threading.local()  # .depth: transactions this thread has open, any environment
+
+
 class _SharedExclusive:
-    """Many holders of ``shared`` at once, or one of ``exclusive``. Reader-preferring
-    on purpose: a thread inside a transaction may open another one (shared again),
-    and must never wait behind a resize queued after its first."""
+    """Many holders of ``shared`` at once, or one of ``exclusive``. A thread already
+    inside a transaction (of any environment) enters ``shared`` at once: it must
+    never wait behind a resize queued after its first, which would wait for it.
+    A thread inside none waits while a resize is queued: readers that keep
+    overlapping (a log read holds the inbox, then the archive) must not starve it."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._shared = 0
+        self._queued = 0  # exclusive() callers waiting
 
     @contextmanager
     def shared(self) -> Iterator[None]:
+        depth = getattr(_inside, "depth", 0)
         with self._cond:
+            while self._queued and not depth:
+                self._cond.wait()
             self._shared += 1
+        _inside.depth = depth + 1
         try:
             yield
         finally:
+            _inside.depth = depth
             with self._cond:
                 self._shared -= 1
                 if not self._shared:
@@ -133,9 +151,14 @@ class _SharedExclusive:
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._cond:  # held throughout: no new transaction starts meanwhile
-            while self._shared:
-                self._cond.wait()
-            yield
+            self._queued += 1
+            try:
+                while self._shared:
+                    self._cond.wait()
+                yield
+            finally:
+                self._queued -= 1
+                self._cond.notify_all()
 
 
 class Env:
@@ -282,6 +305,41 @@ class Env:
             self.closed = True
 
 
+class LogView:
+    """A read of the raw log: a snapshot of the inbox, then one of the archive
+    (``Store.log_read``). Which of the two holds a turn: see rawlog.py."""
+
+    __slots__ = ("_archived", "archive", "archive_dbs", "inbox", "inbox_dbs")
+
+    def __init__(self, archive: Any, inbox: Any, archive_dbs: dict[str, Any],
+                 inbox_dbs: dict[str, Any]) -> None:
+        self.archive, self.inbox = archive, inbox
+        self.archive_dbs, self.inbox_dbs = archive_dbs, inbox_dbs
+        self._archived: int | None = None
+
+    @property
+    def archived(self) -> int:
+        """The id of the archive's last turn (0: none); newer ones are the inbox's."""
+        if self._archived is None:
+            with self.archive.cursor(db=self.archive_dbs["turns"]) as cur:
+                self._archived = unpack_u64(cur.key()) if cur.last() else 0
+        return self._archived
+
+    def holder(self, seq: int) -> tuple[Any, dict[str, Any]]:
+        """The transaction and databases to read turn ``seq`` from."""
+        if seq <= self.archived:
+            return self.archive, self.archive_dbs
+        return self.inbox, self.inbox_dbs
+
+    def parts(self, start: int) -> list[tuple[Any, dict[str, Any], int, int]]:
+        """Where the ids from ``start`` on are: (transaction, databases, first id,
+        last id) for the archive's part, then the inbox's, in id order."""
+        archived = self.archived
+        out = [(self.archive, self.archive_dbs, start, archived)] if start <= archived else []
+        out.append((self.inbox, self.inbox_dbs, max(start, archived + 1), 2**64 - 1))
+        return out
+
+
 class Store:
     """A store directory: the raw log and the working set, each its own environment."""
 
@@ -297,6 +355,8 @@ class Store:
                        flush_interval_ms=flush_interval_ms)
         try:
             self._check_format()
+            self.inbox = Env(self.path / "inbox", INBOX_DATABASES, durable=durable,
+                             map_size=map_size, flush_interval_ms=flush_interval_ms)
             # The working set is derived from the log, so its commits need no fsync of
             # their own (which would queue behind, and delay, the log's). A process
             # crash cannot hurt it (the OS still writes what it was given); only a
@@ -389,14 +449,21 @@ class Store:
         self.ws.write(fn)
         self.ws.flush()
 
+    @contextmanager
+    def log_read(self) -> Iterator[LogView]:
+        """A read of the raw log; the inbox first (see rawlog.py for why)."""
+        with self.inbox.read() as inbox_txn, self.log.read() as archive_txn:
+            yield LogView(archive_txn, inbox_txn, self.log.dbs, self.inbox.dbs)
+
     @property
     def closed(self) -> bool:
         return self.log.closed
 
     def used_bytes(self) -> int:
-        return self.log.used_bytes() + self.ws.used_bytes()
+        return self.log.used_bytes() + self.inbox.used_bytes() + self.ws.used_bytes()
 
     def flush(self) -> None:
+        self.inbox.flush()
         self.log.flush()
         self.ws.flush()
 
@@ -409,7 +476,12 @@ class Store:
                 finally:
                     ws.close()
         finally:
-            self.log.close()
+            try:
+                inbox = getattr(self, "inbox", None)
+                if inbox is not None:
+                    inbox.close()
+            finally:
+                self.log.close()
 
 
 def _boot_id() -> bytes | None:

@@ -44,7 +44,7 @@ from .extract import (
 )
 from .frames import Turn
 from .settings import Settings
-from .storage import Env, Store, pack_u64, term_key, unpack_u64, user_key
+from .storage import Store, pack_u64, term_key, unpack_u64, user_key
 from .units import GONE, MemoryUnit
 
 __all__ = ["Changes", "Tx", "UserState", "WorkingSet"]
@@ -260,7 +260,6 @@ def when_of(turn: Turn) -> dt.datetime:
 
 class WorkingSet:
     def __init__(self, store: Store, settings: Settings) -> None:
-        self.log: Env = store.log
         self.s = settings
         self.db = store.ws.dbs
 
@@ -274,13 +273,13 @@ class WorkingSet:
         """Apply up to ``limit`` logged turns not applied yet; (changes by user, left)."""
         done = self.applied(tx)
         changes: dict[str, Changes] = {}
-        for turn in rawlog.iter_after(self.log, tx.log, done, limit):
+        for turn in rawlog.iter_after(tx.log, done, limit):
             ch = self.apply(tx, turn)
             prev = changes.get(turn.user_id)
             changes[turn.user_id] = ch if prev is None else prev.merged(ch)
             done = turn.id
         tx.ws.put(b"applied", pack_u64(done), db=self.db["meta"])
-        return changes, rawlog.last_seq(self.log, tx.log) - done
+        return changes, rawlog.last_seq(tx.log) - done
 
     def apply(self, tx: Tx, turn: Turn) -> Changes:
         """One logged turn: a conversation turn, or an explicit memory operation."""
@@ -495,7 +494,7 @@ class WorkingSet:
     def shown_text(self, log_txn: Any, unit: MemoryUnit) -> str:
         """A unit's text at its stored level (verbatim from the log at level 0)."""
         if unit.level == 0:
-            turn = rawlog.get_turn(self.log, log_txn, unit.origin)
+            turn = rawlog.get_turn(log_txn, unit.origin)
             if turn is not None:
                 return turn.text[unit.span[0] : unit.span[1]]
         form = unit.form(max(unit.level, 1))
@@ -559,7 +558,7 @@ class WorkingSet:
         deleted), newest first, rebuilt from the log; at most ``limit`` of them,
         looking at no more than ``max_turns`` turns."""
         found: list[MemoryUnit] = []
-        turns = rawlog.iter_user_turns(self.log, tx.log, user_id, reverse=True)
+        turns = rawlog.iter_user_turns(tx.log, user_id, reverse=True)
         for turn in itertools.islice(turns, max_turns):
             if len(found) >= limit:
                 break
@@ -751,7 +750,7 @@ class WorkingSet:
         (explicit or observed) from its last update."""
         updates = [e["turn_id"] for e in self.events(tx, user_id, unit_id)
                    if e["event"] == "UPDATE"]
-        turn = rawlog.get_turn(self.log, tx.log, updates[-1] if updates else origin)
+        turn = rawlog.get_turn(tx.log, updates[-1] if updates else origin)
         if turn is None or turn.user_id != user_id:
             return None
         if turn.role == "memory":  # an explicit memory, or an update: the whole text
@@ -798,7 +797,7 @@ class WorkingSet:
 
     def _restore_by_id(self, tx: Tx, st: UserState, user_id: str, unit_id: int,
                        ch: Changes, *, access: bool) -> bool:
-        turn = rawlog.get_turn(self.log, tx.log, unit_id >> 8)
+        turn = rawlog.get_turn(tx.log, unit_id >> 8)
         if turn is None or turn.user_id != user_id:
             return False
         if turn.role == "memory":
