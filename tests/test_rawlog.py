@@ -256,3 +256,22 @@ def test_the_inbox_stays_small(tmp_path: Path) -> None:
             engine.observe(f"turn {n}", user_id=f"u{n % 5}")
         assert rawlog.inbox_size(engine._store) <= rawlog.INBOX_MAX
         assert engine.stats().turns == rawlog.INBOX_MAX + 50 and engine.verify().ok
+
+
+def test_a_failed_move_loses_no_turn_and_health_says_why(
+        engine: MemoryEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memory_plugins import StorageError
+
+    real = rawlog.move_to_archive
+
+    def full_disk(*args: object, **kwargs: object) -> tuple[int, int]:
+        raise StorageError("write to the archive failed: No space left on device")
+    monkeypatch.setattr(rawlog, "INBOX_MAX", 3)
+    monkeypatch.setattr(rawlog, "move_to_archive", full_disk)
+    ids = [engine.observe(f"turn {n}", user_id="u") for n in range(10)]  # none raises
+    assert [t.id for t in engine.turns(user_id="u")] == ids
+    health = engine.health()
+    assert not health.ok and "No space left on device" in health.checks["inbox"]
+    monkeypatch.setattr(rawlog, "move_to_archive", real)
+    engine.observe("turn 10", user_id="u")  # moves a batch again
+    assert engine.health().checks["inbox"] == "ok" and engine.verify().ok

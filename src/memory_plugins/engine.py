@@ -36,7 +36,7 @@ from . import rawlog
 from .builder import build_prompt, recall_candidates
 from .cache import LRU
 from .embed import Embedder, HashingEmbedder, default_embedder
-from .errors import CorruptionError, NotFoundError, ValidationError
+from .errors import CorruptionError, NotFoundError, StorageError, ValidationError
 from .events import EventBus
 from .frames import Turn
 from .lines import PromptLines
@@ -172,6 +172,7 @@ class MemoryEngine:
         with self._store.log_read() as view:  # where the log's inbox stands (rawlog.py)
             self._archived_hint = view.archived  # last turn seen in the log's archive
             self._newest_hint = rawlog.last_seq(view)  # last turn seen logged
+        self._move_error: StorageError | None = None  # the last inline move's, if it failed
         self._maintainer: Maintainer | None = None
         self._maintainer_lock = threading.Lock()
 
@@ -291,13 +292,25 @@ class MemoryEngine:
             if background:
                 yield_gil()
 
+    def _move_inbox(self) -> None:
+        """Move a batch of the log's inbox to its archive for observe(), whose turn is
+        already durable: a failure (a full disk) must not make the caller think it
+        was lost and log it again. Reads see the inbox as usual; health() says why
+        it grows; the next observe() tries again."""
+        try:
+            self._archived_hint = rawlog.move_to_archive(self._store)[1]
+            self._move_error = None
+        except StorageError as exc:
+            self._move_error = exc
+            log.warning("%s: moving the log's inbox to its archive failed: %s", self.path, exc)
+
     def _wake_maintainer(self, turn_id: int) -> None:
         self._newest_hint = max(self._newest_hint, turn_id)
         if self.settings.maintenance == "inline":
             self._maintain(background=False)
             return
         if turn_id - self._archived_hint > rawlog.INBOX_MAX:  # a burst with no gaps
-            self._archived_hint = rawlog.move_to_archive(self._store)[1]
+            self._move_inbox()
         if turn_id - self._applied_hint > self.settings.max_pending_turns:
             self._catch_up()  # the worker fell too far behind: help it
             return
@@ -729,8 +742,12 @@ class MemoryEngine:
                 newest = rawlog.last_seq(tx.log)
                 rawlog.get_turn(tx.log, newest)  # decodes: raises if it is corrupt
                 lag = newest - self._ws.applied(tx)
+                waiting = newest - tx.log.archived
                 skipped, first = self._ws.skipped(tx)
             checks["last_frame"] = "ok"
+            checks["inbox"] = "ok" if waiting <= 2 * rawlog.INBOX_MAX else (
+                f"{waiting} turns wait in the log's inbox to move to the archive (they "
+                f"read as usual); last failure: {self._move_error or 'none'}")
             checks["working_set"] = "ok" if lag <= self.settings.max_pending_turns else (
                 f"{lag} turns not yet applied to the working set; reads will apply them")
             if skipped:
