@@ -275,3 +275,93 @@ def test_a_failed_move_loses_no_turn_and_health_says_why(
     monkeypatch.setattr(rawlog, "move_to_archive", real)
     engine.observe("turn 10", user_id="u")  # moves a batch again
     assert engine.health().checks["inbox"] == "ok" and engine.verify().ok
+
+
+def test_an_inbox_left_behind_its_archive_by_a_machine_crash(tmp_path: Path) -> None:
+    """Deferred durability: if the machine goes down after a move reached the
+    archive's disk but not the inbox's, the inbox comes back older than the
+    archive; the turns observed next are numbered and chained after the archive."""
+    import shutil
+
+    path = tmp_path / "memory"
+    with MemoryEngine(path, durability="deferred") as engine:
+        for n in range(5):
+            engine.observe(f"turn {n}", user_id="u")
+        engine.flush()
+        shutil.copytree(path / "inbox", tmp_path / "inbox-on-disk")
+        for n in range(5, 10):
+            engine.observe(f"turn {n}", user_id="u")
+        rawlog.move_to_archive(engine._store, 1000)
+    shutil.rmtree(path / "inbox")
+    shutil.copytree(tmp_path / "inbox-on-disk", path / "inbox")  # the crash
+    with MemoryEngine(path) as engine:
+        new = engine.observe("after the crash", user_id="u")
+        assert new == 11
+        texts = [f"turn {n}" for n in range(10)] + ["after the crash"]
+        assert [t.text for t in engine.turns(user_id="u")] == texts
+        assert engine.verify().ok and engine.stats().turns == 11
+        rawlog.move_to_archive(engine._store, 1000)
+        assert [t.text for t in engine.turns(user_id="u")] == texts
+        assert engine.verify().ok and rawlog.inbox_size(engine._store) == 0
+
+
+def test_a_view_whose_inbox_is_older_than_its_archive(engine: MemoryEngine) -> None:
+    from memory_plugins.storage import LogView
+
+    store = engine._store
+    engine.observe("first", user_id="u")
+    with store.inbox.read() as inbox_txn:  # then turns arrive and move on
+        for n in range(3):
+            engine.observe(f"turn {n}", user_id="u")
+        rawlog.move_to_archive(store, 1000)
+        with store.log.read() as archive_txn:
+            view = LogView(archive_txn, inbox_txn, store.log.dbs, store.inbox.dbs)
+            assert rawlog.last_seq(view) == 4
+            assert rawlog.counts(view, None) == (1, 4, 1, 4)
+            assert list(rawlog.iter_user_seqs(view, "u")) == [1, 2, 3, 4]
+
+
+def test_explicit_memories_move_too(engine: MemoryEngine,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rawlog, "INBOX_MAX", 8)
+    for n in range(30):
+        engine.add(f"My locker number is {n}.", user_id="u")
+    assert rawlog.inbox_size(engine._store) <= 8 + rawlog.MOVE_BATCH
+    with engine._store.log_read() as view:
+        assert view.archived > 0
+    assert engine.verify().ok
+
+
+def test_a_resize_of_any_map_gets_past_overlapping_log_reads(engine: MemoryEngine) -> None:
+    """Reads of the log hold the inbox, then the archive: threads that keep them
+    overlapping must still let a resize of either in."""
+    import threading
+    import time
+
+    engine.observe("hello", user_id="u")
+    store = engine._store
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            with store.log_read():
+                time.sleep(0.001)
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for t in readers:
+        t.start()
+    done: list[str] = []
+
+    def resize() -> None:
+        for env in (store.log, store.inbox, store.ws):
+            env._set_mapsize(env.env.info()["map_size"] * 2)
+            done.append(str(env.path))
+    resizer = threading.Thread(target=resize)
+    time.sleep(0.05)
+    resizer.start()
+    resizer.join(10)
+    stop.set()
+    for t in readers:
+        t.join(5)
+    assert len(done) == 3
+    assert engine.get_turn(1).text == "hello"

@@ -23,7 +23,7 @@ def test_the_worker_yields_between_turns_holding_no_log_snapshot(
     # A log snapshot held while the caller commits would keep LMDB from reusing the
     # pages those commits free; every later commit would then write the grown free
     # list out again.
-    monkeypatch.setattr(MemoryEngine, "_wake_maintainer", lambda self, turn_id: None)
+    monkeypatch.setattr(MemoryEngine, "_wake_maintainer", lambda self: None)
     seen: list[list[str]] = []
     with MemoryEngine(tmp_path) as engine:
         monkeypatch.setattr(engine_module, "yield_gil",

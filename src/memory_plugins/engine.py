@@ -254,7 +254,7 @@ class MemoryEngine:
 
     @contextmanager
     def _ws_read(self) -> Iterator[Tx]:
-        with self._store.ws.read() as ws_txn, self._store.log_read() as log_txn:
+        with self._store.ws_log_read() as (ws_txn, log_txn):
             yield Tx(ws_txn, log_txn)
 
     def _catch_up(self, *, background: bool = False) -> None:
@@ -286,32 +286,30 @@ class MemoryEngine:
         each observe()'s with maintenance="inline"."""
         self._catch_up(background=background)
         while self._newest_hint - self._archived_hint >= rawlog.INBOX_MOVE_AT:
-            moved, self._archived_hint = rawlog.move_to_archive(self._store)
-            if not moved:
+            if not self._move_inbox():
                 return
             if background:
                 yield_gil()
 
-    def _move_inbox(self) -> None:
-        """Move a batch of the log's inbox to its archive for observe(), whose turn is
-        already durable: a failure (a full disk) must not make the caller think it
-        was lost and log it again. Reads see the inbox as usual; health() says why
-        it grows; the next observe() tries again."""
+    def _move_inbox(self) -> int:
+        """Move a batch of the log's inbox to its archive; the turns moved. Called
+        after a turn is durable, so a failure (a full disk) must not make the caller
+        think it was lost and log it again: reads see the inbox as usual, health()
+        says why it grows, and the next call tries again."""
         try:
-            self._archived_hint = rawlog.move_to_archive(self._store)[1]
-            self._move_error = None
+            moved, self._archived_hint = rawlog.move_to_archive(self._store)
         except StorageError as exc:
             self._move_error = exc
             log.warning("%s: moving the log's inbox to its archive failed: %s", self.path, exc)
+            return 0
+        self._move_error = None
+        return moved
 
-    def _wake_maintainer(self, turn_id: int) -> None:
-        self._newest_hint = max(self._newest_hint, turn_id)
+    def _wake_maintainer(self) -> None:
         if self.settings.maintenance == "inline":
             self._maintain(background=False)
             return
-        if turn_id - self._archived_hint > rawlog.INBOX_MAX:  # a burst with no gaps
-            self._move_inbox()
-        if turn_id - self._applied_hint > self.settings.max_pending_turns:
+        if self._newest_hint - self._applied_hint > self.settings.max_pending_turns:
             self._catch_up()  # the worker fell too far behind: help it
             return
         with self._maintainer_lock:
@@ -345,7 +343,11 @@ class MemoryEngine:
 
     def _append(self, turn: Turn) -> int:
         """Make ``turn`` durable in the log; returns its id."""
-        return rawlog.append(self._store, turn).id
+        turn_id = rawlog.append(self._store, turn).id
+        self._newest_hint = max(self._newest_hint, turn_id)
+        if turn_id - self._archived_hint > rawlog.INBOX_MAX:  # a burst with no gaps
+            self._move_inbox()
+        return turn_id
 
     def observe(self, text: str, *, role: str = "user", user_id: str = "default",
                 session_id: str | None = None, speaker: str | None = None,
@@ -360,7 +362,7 @@ class MemoryEngine:
         self.events.emit("conversation_turn", {
             "turn_id": turn_id, "user_id": turn.user_id, "session_id": turn.session_id,
             "role": turn.role, "timestamp": turn.timestamp})
-        self._wake_maintainer(turn_id)
+        self._wake_maintainer()
         return turn_id
 
     async def aobserve(self, text: str, **kwargs: Any) -> int:
@@ -745,9 +747,10 @@ class MemoryEngine:
                 waiting = newest - tx.log.archived
                 skipped, first = self._ws.skipped(tx)
             checks["last_frame"] = "ok"
-            checks["inbox"] = "ok" if waiting <= 2 * rawlog.INBOX_MAX else (
-                f"{waiting} turns wait in the log's inbox to move to the archive (they "
-                f"read as usual); last failure: {self._move_error or 'none'}")
+            error = self._move_error
+            checks["inbox"] = "ok" if waiting <= 2 * rawlog.INBOX_MAX and error is None else (
+                f"{waiting} turns wait in the log's inbox to move to its archive (they "
+                f"read as usual); the last move " + (f"failed: {error}" if error else "worked"))
             checks["working_set"] = "ok" if lag <= self.settings.max_pending_turns else (
                 f"{lag} turns not yet applied to the working set; reads will apply them")
             if skipped:

@@ -41,7 +41,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,12 +119,17 @@ def term_key(term: str) -> bytes:
 _inside = threading.local()  # .depth: transactions this thread has open, any environment
 
 
+def _depth() -> int:
+    return int(getattr(_inside, "depth", 0))
+
+
 class _SharedExclusive:
-    """Many holders of ``shared`` at once, or one of ``exclusive``. A thread already
-    inside a transaction (of any environment) enters ``shared`` at once: it must
-    never wait behind a resize queued after its first, which would wait for it.
-    A thread inside none waits while a resize is queued: readers that keep
-    overlapping (a log read holds the inbox, then the archive) must not starve it."""
+    """Transactions (``shared``) against map resizes (``exclusive``), in this process;
+    one per store, for all its environments. A resize waits until no thread is
+    inside any transaction. A thread that opens its first transaction waits while
+    a resize is queued (else readers that keep overlapping would starve it); one
+    already inside a transaction never waits (the resize is waiting for it). So a
+    resize is only ever asked for by a thread inside none (see ``Remap``)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -133,7 +138,7 @@ class _SharedExclusive:
 
     @contextmanager
     def shared(self) -> Iterator[None]:
-        depth = getattr(_inside, "depth", 0)
+        depth = _depth()
         with self._cond:
             while self._queued and not depth:
                 self._cond.wait()
@@ -150,6 +155,9 @@ class _SharedExclusive:
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
+        if _depth():
+            raise RuntimeError("a map resize asked for inside a transaction would wait "
+                               "for itself")
         with self._cond:  # held throughout: no new transaction starts meanwhile
             self._queued += 1
             try:
@@ -161,11 +169,26 @@ class _SharedExclusive:
                 self._cond.notify_all()
 
 
+class Remap(StorageError):
+    """A map must be resized (grown, or adopted at the size another process set)
+    while this thread is inside a transaction: raised out to the outermost one,
+    which leaves every transaction, resizes and tries again (``Env.write`` and
+    ``Store.read_many``); elsewhere it reaches the caller, who may call again."""
+
+    def __init__(self, env: Env, size: int) -> None:
+        super().__init__(f"the store {str(env.path)!r} grew (here or in another process) "
+                         "while this call read it; call it again")
+        self.env, self.size = env, size
+
+    def resize(self) -> None:
+        self.env._set_mapsize(self.size)
+
+
 class Env:
     """One LMDB environment with its named sub-databases."""
 
     def __init__(self, path: Path, databases: dict[str, tuple[bool, bool]], *, durable: bool,
-                 map_size: int, flush_interval_ms: int | None,
+                 map_size: int, flush_interval_ms: int | None, in_use: _SharedExclusive,
                  derived_format: bytes | None = None) -> None:
         """``durable``: fsync every commit. Otherwise fsync every ``flush_interval_ms``,
         or (None) only on ``flush()`` and ``close()``. ``derived_format``: the
@@ -186,7 +209,7 @@ class Env:
         self.flush_interval = math.inf if flush_interval_ms is None else flush_interval_ms / 1e3
         self._last_flush = time.monotonic()
         self._write_lock = threading.Lock()
-        self._in_use = _SharedExclusive()  # transactions vs. map resizes, in this process
+        self._in_use = in_use  # the store's: transactions vs. map resizes
         self.closed = False
         self.dbs: dict[str, Any] = {}
         self.reset = False
@@ -225,22 +248,27 @@ class Env:
     def write(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(txn)`` in one write transaction, committed durably.
 
-        ``fn`` may run more than once (after the map is grown), so it must not
+        ``fn`` may run more than once (after a map is resized), so it must not
         have side effects outside the transaction before it returns.
         """
         self._check_open()
         with self._write_lock:
             for _attempt in range(40):
                 try:
-                    with self._in_use.shared(), self.env.begin(write=True) as txn:
-                        result = fn(txn)
-                    break
-                except lmdb.MapFullError:
-                    self._set_mapsize(self.env.info()["map_size"] * 2)
-                except lmdb.MapResizedError:
-                    self._set_mapsize(0)  # another process grew it: adopt its size
-                except lmdb.Error as exc:
-                    raise StorageError(f"write to {str(self.path)!r} failed: {exc}") from exc
+                    try:
+                        with self._in_use.shared(), self.env.begin(write=True) as txn:
+                            result = fn(txn)
+                        break
+                    except lmdb.MapFullError:
+                        raise Remap(self, self.env.info()["map_size"] * 2) from None
+                    except lmdb.MapResizedError:
+                        raise Remap(self, 0) from None  # another process grew it: adopt
+                    except lmdb.Error as exc:
+                        raise StorageError(f"write to {str(self.path)!r} failed: {exc}") from exc
+                except Remap as remap:  # this map's, or another's read inside ``fn``
+                    if _depth():
+                        raise
+                    remap.resize()
             else:
                 raise StorageError(f"store {str(self.path)!r} cannot grow its map further")
             if not self.durable and time.monotonic() - self._last_flush >= self.flush_interval:
@@ -270,6 +298,8 @@ class Env:
                     finally:
                         txn.abort()
                     return
+                if _depth() > 1:  # inside another transaction: resize outside it
+                    raise Remap(self, 0)
             self._set_mapsize(0)
         raise StorageError(f"read from {str(self.path)!r} failed: the map keeps changing")
 
@@ -351,12 +381,14 @@ class Store:
         if (self.path / "data.mdb").exists():
             raise StorageError(f"{str(self.path)!r} is a bare LMDB environment, not a "
                                "memory-plugins store; choose another path")
+        self._in_use = _SharedExclusive()
         self.log = Env(self.path / "log", LOG_DATABASES, durable=durable, map_size=map_size,
-                       flush_interval_ms=flush_interval_ms)
+                       flush_interval_ms=flush_interval_ms, in_use=self._in_use)
         try:
             self._check_format()
             self.inbox = Env(self.path / "inbox", INBOX_DATABASES, durable=durable,
-                             map_size=map_size, flush_interval_ms=flush_interval_ms)
+                             map_size=map_size, flush_interval_ms=flush_interval_ms,
+                             in_use=self._in_use)
             # The working set is derived from the log, so its commits need no fsync of
             # their own (which would queue behind, and delay, the log's). A process
             # crash cannot hurt it (the OS still writes what it was given); only a
@@ -365,7 +397,7 @@ class Store:
             self.ws = Env(self.path / "working_set", WORKING_SET_DATABASES,
                           durable=boot is None and durable, map_size=map_size,
                           flush_interval_ms=None if boot else flush_interval_ms,
-                          derived_format=WORKING_SET_FORMAT)
+                          in_use=self._in_use, derived_format=WORKING_SET_FORMAT)
             self.upgraded = self.ws.reset  # another format: rebuilt from the log
             self.rebuilt = self._open_working_set(boot)
         except BaseException:
@@ -450,10 +482,36 @@ class Store:
         self.ws.flush()
 
     @contextmanager
+    def read_many(self, *envs: Env) -> Iterator[list[Any]]:
+        """Read transactions on ``envs``, opened in this order. If a map must be
+        resized meanwhile, all are left, it is resized and they are opened again
+        (or, inside another transaction, the outermost one does it)."""
+        for _attempt in range(8):
+            stack = ExitStack()
+            try:
+                txns = [stack.enter_context(env.read()) for env in envs]
+            except Remap as remap:
+                stack.close()
+                if _depth():
+                    raise
+                remap.resize()
+                continue
+            with stack:
+                yield txns
+            return
+        raise StorageError(f"reading {str(self.path)!r} failed: its maps keep changing")
+
+    @contextmanager
     def log_read(self) -> Iterator[LogView]:
         """A read of the raw log; the inbox first (see rawlog.py for why)."""
-        with self.inbox.read() as inbox_txn, self.log.read() as archive_txn:
+        with self.read_many(self.inbox, self.log) as (inbox_txn, archive_txn):
             yield LogView(archive_txn, inbox_txn, self.log.dbs, self.inbox.dbs)
+
+    @contextmanager
+    def ws_log_read(self) -> Iterator[tuple[Any, LogView]]:
+        """A read of the working set and one of the raw log."""
+        with self.read_many(self.ws, self.inbox, self.log) as (ws_txn, inbox_txn, archive_txn):
+            yield ws_txn, LogView(archive_txn, inbox_txn, self.log.dbs, self.inbox.dbs)
 
     @property
     def closed(self) -> bool:

@@ -188,7 +188,7 @@ def import_lines(engine: MemoryEngine, stream: IO[bytes], *,
         mapping: dict[int, int] = {}
         for n, rec in read_records(stream):
             new_id = engine._append(_make_turn(engine, rec, mapping, n))
-            engine._wake_maintainer(new_id)  # memories follow, as for observe()
+            engine._wake_maintainer()  # memories follow, as for observe()
             mapping[rec["id"]] = new_id
             count += 1
             bar.advance()
