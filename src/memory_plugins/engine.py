@@ -779,7 +779,7 @@ class MemoryEngine:
     # -- lifecycle ------------------------------------------------------------
 
     def flush(self) -> None:
-        """Apply pending turns to the working set and fsync both environments now."""
+        """Apply pending turns to the working set and fsync the store's environments now."""
         self._catch_up()
         self._store.flush()
         self.events.emit("memory_persist", {"path": self.path})

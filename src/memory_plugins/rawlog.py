@@ -39,9 +39,11 @@ SEQ_BYTES = 5  # a seq in the user_turns index (store format 2): turn ids below 
 MAX_SEQ = (1 << (8 * SEQ_BYTES)) - 1
 # The background worker moves the inbox's turns to the archive once it holds this
 # many, MOVE_BATCH per pair of commits (it yields in between); in a burst with no
-# gaps for the worker, observe() moves a batch itself past INBOX_MAX.
-INBOX_MOVE_AT = 1024
-INBOX_MAX = 4096
+# gaps for the worker, observe() moves a batch itself past INBOX_MAX. Kept small:
+# an inbox that once held 4,096 turns left its commits a page more, spread over
+# twice the distance (6 pages within ~170, against 5 within ~75 at 1,000).
+INBOX_MOVE_AT = 256
+INBOX_MAX = 1024
 MOVE_BATCH = 256
 
 

@@ -1,4 +1,4 @@
-"""The two LMDB environments behind a store, their sub-databases, keys and transactions.
+"""The LMDB environments behind a store, their sub-databases, keys and transactions.
 
     <path>/log/            the raw log's archive: every turn but the newest
     <path>/inbox/          the raw log's newest turns, durable when observe() returns

@@ -192,5 +192,5 @@ def import_lines(engine: MemoryEngine, stream: IO[bytes], *,
             mapping[rec["id"]] = new_id
             count += 1
             bar.advance()
-    engine.flush()  # apply every turn to the working set, fsync both environments
+    engine.flush()  # apply every turn to the working set, fsync every environment
     return count
