@@ -41,7 +41,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -173,7 +173,7 @@ class Remap(StorageError):
     """A map must be resized (grown, or adopted at the size another process set)
     while this thread is inside a transaction: raised out to the outermost one,
     which leaves every transaction, resizes and tries again (``Env.write`` and
-    ``Store.read_many``); elsewhere it reaches the caller, who may call again."""
+    ``Store.ws_log_read``); elsewhere it reaches the caller, who may call again."""
 
     def __init__(self, env: Env, size: int) -> None:
         super().__init__(f"the store {str(env.path)!r} grew (here or in another process) "
@@ -482,36 +482,30 @@ class Store:
         self.ws.flush()
 
     @contextmanager
-    def read_many(self, *envs: Env) -> Iterator[list[Any]]:
-        """Read transactions on ``envs``, opened in this order. If a map must be
-        resized meanwhile, all are left, it is resized and they are opened again
-        (or, inside another transaction, the outermost one does it)."""
-        for _attempt in range(8):
-            stack = ExitStack()
-            try:
-                txns = [stack.enter_context(env.read()) for env in envs]
-            except Remap as remap:
-                stack.close()
-                if _depth():
-                    raise
-                remap.resize()
-                continue
-            with stack:
-                yield txns
-            return
-        raise StorageError(f"reading {str(self.path)!r} failed: its maps keep changing")
-
-    @contextmanager
     def log_read(self) -> Iterator[LogView]:
         """A read of the raw log; the inbox first (see rawlog.py for why)."""
-        with self.read_many(self.inbox, self.log) as (inbox_txn, archive_txn):
-            yield LogView(archive_txn, inbox_txn, self.log.dbs, self.inbox.dbs)
+        with self.ws_log_read(ws=False) as (_ws, view):
+            yield view
 
     @contextmanager
-    def ws_log_read(self) -> Iterator[tuple[Any, LogView]]:
-        """A read of the working set and one of the raw log."""
-        with self.read_many(self.ws, self.inbox, self.log) as (ws_txn, inbox_txn, archive_txn):
-            yield ws_txn, LogView(archive_txn, inbox_txn, self.log.dbs, self.inbox.dbs)
+    def ws_log_read(self, *, ws: bool = True) -> Iterator[tuple[Any, LogView]]:
+        """A read of the working set (None if not ``ws``) and one of the raw log. If
+        a map must be resized meanwhile, all are left, it is resized and they are
+        opened again (or, inside another transaction, the outermost one does it).
+        Written out, not with an ExitStack: build() opens a dozen of these."""
+        for _attempt in range(8):
+            opened = False
+            try:
+                with (self.ws.read() if ws else nullcontext()) as ws_txn, \
+                        self.inbox.read() as inbox_txn, self.log.read() as archive_txn:
+                    opened = True
+                    yield ws_txn, LogView(archive_txn, inbox_txn, self.log.dbs, self.inbox.dbs)
+                return
+            except Remap as remap:
+                if opened or _depth():
+                    raise
+                remap.resize()
+        raise StorageError(f"reading {str(self.path)!r} failed: its maps keep changing")
 
     @property
     def closed(self) -> bool:
