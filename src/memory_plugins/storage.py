@@ -132,26 +132,34 @@ class _SharedExclusive:
     resize is only ever asked for by a thread inside none (see ``Remap``)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._shared = 0
         self._queued = 0  # exclusive() callers waiting
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
+    def enter(self) -> int:
+        """Enter ``shared``; returns the thread's depth before, for ``leave``."""
         depth = _depth()
         with self._cond:
             while self._queued and not depth:
                 self._cond.wait()
             self._shared += 1
         _inside.depth = depth + 1
+        return depth
+
+    def leave(self, depth: int) -> None:
+        _inside.depth = depth
+        with self._cond:
+            self._shared -= 1
+            if not self._shared:
+                self._cond.notify_all()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        depth = self.enter()
         try:
             yield
         finally:
-            _inside.depth = depth
-            with self._cond:
-                self._shared -= 1
-                if not self._shared:
-                    self._cond.notify_all()
+            self.leave(depth)
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -167,6 +175,46 @@ class _SharedExclusive:
             finally:
                 self._queued -= 1
                 self._cond.notify_all()
+
+
+class _Read:
+    """``Env.read()``: a class, not a generator, since build() opens dozens."""
+
+    __slots__ = ("depth", "env", "txn")
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+
+    def __enter__(self) -> Any:
+        env = self.env
+        for _attempt in range(2):
+            depth = env._in_use.enter()
+            try:
+                self.txn = env.env.begin(write=False)
+            except lmdb.MapResizedError:  # another process grew the map: adopt it, retry
+                env._in_use.leave(depth)
+                if depth:  # inside another transaction: resize outside it
+                    raise Remap(env, 0) from None
+                env._set_mapsize(0)
+                continue
+            except BaseException as exc:
+                env._in_use.leave(depth)
+                if isinstance(exc, lmdb.Error):
+                    raise StorageError(f"read from {str(env.path)!r} failed: {exc}") from exc
+                raise
+            self.depth = depth
+            return self.txn
+        raise StorageError(f"read from {str(env.path)!r} failed: the map keeps changing")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        try:
+            self.txn.abort()
+        finally:
+            self.env._in_use.leave(self.depth)
+        if isinstance(exc, lmdb.Error) and not isinstance(
+                exc, (lmdb.MapFullError, lmdb.MapResizedError)):
+            raise StorageError(f"read from {str(self.env.path)!r} failed: {exc}") from exc
 
 
 class Remap(StorageError):
@@ -275,33 +323,11 @@ class Env:
                 self.flush()
             return result
 
-    @contextmanager
-    def read(self) -> Iterator[Any]:
-        """A read-only snapshot; readers never block the writer or each other."""
+    def read(self) -> _Read:
+        """A read-only snapshot (a context manager giving the transaction); readers
+        never block the writer or each other."""
         self._check_open()
-        for _attempt in range(2):
-            with self._in_use.shared():
-                try:
-                    txn = self.env.begin(write=False)
-                except lmdb.MapResizedError:
-                    txn = None  # another process grew the map: adopt it, then retry
-                except lmdb.Error as exc:
-                    raise StorageError(f"read from {str(self.path)!r} failed: {exc}") from exc
-                if txn is not None:
-                    try:
-                        yield txn
-                    except (lmdb.MapFullError, lmdb.MapResizedError):
-                        raise  # from a write nested in this read, on another environment
-                    except lmdb.Error as exc:
-                        raise StorageError(
-                            f"read from {str(self.path)!r} failed: {exc}") from exc
-                    finally:
-                        txn.abort()
-                    return
-                if _depth() > 1:  # inside another transaction: resize outside it
-                    raise Remap(self, 0)
-            self._set_mapsize(0)
-        raise StorageError(f"read from {str(self.path)!r} failed: the map keeps changing")
+        return _Read(self)
 
     def _set_mapsize(self, size: int) -> None:
         """Grow the map (0: adopt the size another process set). LMDB remaps the file,
