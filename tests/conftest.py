@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +36,29 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
     for child in children:
         if child.proc.returncode is None:
             child.kill()
+
+
+Overlap = Callable[[Callable[[], AbstractContextManager[Any]]], None]
+
+
+@pytest.fixture
+def overlapping() -> Iterator[Overlap]:
+    """``overlapping(enter)``: three threads enter ``enter()`` over and over, each
+    staying a millisecond, so that one is always inside, until the test ends."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start(enter: Callable[[], AbstractContextManager[Any]]) -> None:
+        def loop() -> None:
+            while not stop.is_set():
+                with enter():
+                    time.sleep(0.001)
+        for _ in range(3):
+            threads.append(threading.Thread(target=loop))
+            threads[-1].start()
+        time.sleep(0.05)
+
+    yield start
+    stop.set()
+    for t in threads:
+        t.join(5)

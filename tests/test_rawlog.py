@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Overlap
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -332,24 +333,15 @@ def test_explicit_memories_move_too(engine: MemoryEngine,
     assert engine.verify().ok
 
 
-def test_a_resize_of_any_map_gets_past_overlapping_log_reads(engine: MemoryEngine) -> None:
+def test_a_resize_of_any_map_gets_past_overlapping_log_reads(
+        engine: MemoryEngine, overlapping: Overlap) -> None:
     """Reads of the log hold the inbox, then the archive: threads that keep them
     overlapping must still let a resize of either in."""
     import threading
-    import time
 
     engine.observe("hello", user_id="u")
     store = engine._store
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            with store.log_read():
-                time.sleep(0.001)
-
-    readers = [threading.Thread(target=reader) for _ in range(3)]
-    for t in readers:
-        t.start()
+    overlapping(store.log_read)
     done: list[str] = []
 
     def resize() -> None:
@@ -357,11 +349,7 @@ def test_a_resize_of_any_map_gets_past_overlapping_log_reads(engine: MemoryEngin
             env._set_mapsize(env.env.info()["map_size"] * 2)
             done.append(str(env.path))
     resizer = threading.Thread(target=resize)
-    time.sleep(0.05)
     resizer.start()
     resizer.join(10)
-    stop.set()
-    for t in readers:
-        t.join(5)
     assert len(done) == 3
     assert engine.get_turn(1).text == "hello"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import Overlap
 
 from memory_plugins import MemoryEngine
 from memory_plugins import workingset as ws_module
@@ -102,7 +103,8 @@ def test_the_map_grows_while_other_threads_read(tmp_path: Path) -> None:
         assert engine.stats().turns == 3001 and engine.verify().ok
 
 
-def test_a_map_resize_waits_for_readers_and_is_not_starved_by_them() -> None:
+def test_a_map_resize_waits_for_readers_and_is_not_starved_by_them(
+        overlapping: Overlap) -> None:
     """LMDB may be remapped only when no thread is inside a transaction. A thread
     already inside one may open another while a resize waits (else both would
     wait for each other); threads whose reads keep overlapping must still let the
@@ -139,21 +141,8 @@ def test_a_map_resize_waits_for_readers_and_is_not_starved_by_them() -> None:
     for t in threads:
         t.join(5)
 
-    stop, done = threading.Event(), threading.Event()
-
-    def busy() -> None:
-        while not stop.is_set():
-            with lock.shared():
-                time.sleep(0.001)
-
-    readers = [threading.Thread(target=busy) for _ in range(3)]
-    for t in readers:
-        t.start()
-    time.sleep(0.05)
+    done = threading.Event()
+    overlapping(lock.shared)  # three readers overlapping without end
     resizer = threading.Thread(target=lambda: resize() or done.set())
-    resizer.start()  # three readers overlapping without end
-    got_in = done.wait(5)
-    stop.set()
-    for t in [*readers, resizer]:
-        t.join(5)
-    assert got_in
+    resizer.start()
+    assert done.wait(5)

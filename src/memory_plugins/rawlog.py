@@ -143,12 +143,12 @@ def move_to_archive(store: Store, limit: int = MOVE_BATCH) -> tuple[int, int]:
                         break
                     txn.put(key, frame, db=archive["turns"], append=True)
                     upto = unpack_u64(key)
-            if upto > archived and not store.inbox.durable:
-                # Deferred mode: the inbox's copies must be on disk before the archive
-                # holds them, or a machine crash could leave the archive ahead of the
-                # inbox (append() copes, but the turns would be numbered twice).
-                store.inbox.flush()
             if upto > archived:
+                if not store.inbox.durable:
+                    # Deferred mode: the inbox's copies must be on disk before the
+                    # archive holds them, or a machine crash could leave the archive
+                    # ahead of the inbox (append() copes, but numbers them twice).
+                    store.inbox.flush()
                 with src.cursor(db=inbox["user_turns"]) as cur:
                     for ukey, raw in cur.iternext():  # every user's seqs, in order
                         if archived < int.from_bytes(raw, "big") <= upto:
