@@ -1,8 +1,9 @@
 """observe() latency (durable) and disk bytes per turn, at growing store sizes.
 
     .venv/bin/python benchmarks/observe.py                       # 1k, 100k, 1M stored turns
-    .venv/bin/python benchmarks/observe.py --quick               # 1k, 10k; 500 samples
+    .venv/bin/python benchmarks/observe.py --quick               # 1k, 10k; 500 samples, 5 rounds
     .venv/bin/python benchmarks/observe.py --sizes 1000,100000 --samples 2000 --profile 300
+    .venv/bin/python benchmarks/observe.py --snapshots ../snap   # keep/reuse the loaded stores
 
 Turns are the real LoCoMo conversations in ``../shared/data/locomo-dev`` replayed in
 order, cycling through the three conversations; each replay of a conversation is a new
@@ -67,6 +68,8 @@ DATA = ROOT.parent / "shared" / "data" / "locomo-dev"
 PROGRESS_EVERY = 50_000
 MAX_FAILURES_IN_A_ROW = 50  # observe() keeps raising: the store is stuck, stop measuring
 EXTRA_SETTINGS: dict[str, Any] = {}  # given to every MemoryEngine (--map-size-mb)
+
+BENCH_META = "bench.json"  # in a kept snapshot (--snapshots): how it was built
 
 TARGET_P95_MS = 1.0
 TARGET_FLAT = 0.20
@@ -219,11 +222,24 @@ def bulk_load(path: Path, stream: Iterator[Turn], count: int, rejected: Rejected
     return done / elapsed, rejected.count - before
 
 
+def read_meta(snapshot: Path) -> dict[str, Any] | None:
+    """What a kept snapshot was built with (None: not there, or never completed)."""
+    try:
+        meta: dict[str, Any] = json.loads((snapshot / BENCH_META).read_text())
+        return meta
+    except (OSError, ValueError):
+        return None
+
+
+def write_meta(snapshot: Path, meta: dict[str, Any]) -> None:
+    (snapshot / BENCH_META).write_text(json.dumps(meta))  # last: marks it complete
+
+
 def copy_store(src: Path, dst: Path) -> Path:
     """A copy of the closed store ``src`` at ``dst`` (replacing it), written out to disk
     before it is used, so that no write-back of the copy competes with the timing."""
     shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("lock.mdb"))
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("lock.mdb", BENCH_META))
     os.sync()
     return dst
 
@@ -290,8 +306,11 @@ def timed(path: Path, stream: Iterator[Turn], samples: int, rejected: Rejected,
     return out, rejected.count - before, report
 
 
-def fsync_floor(directory: Path, n: int = 500) -> tuple[float, float]:
-    """p50, p95 ms of a 4 KiB pwrite + fdatasync on the store's disk: what one sync costs."""
+def commit_floor(directory: Path, pace: float, n: int = 500) -> tuple[float, float]:
+    """p50, p95 ms of what the disk alone makes a durable commit cost: two 4 KiB
+    pwrite+fdatasync in a row (LMDB's commit syncs its data pages, then its meta
+    page), ``pace`` seconds apart from the previous pair (a virtual disk may answer
+    the first sync after an idle gap more slowly)."""
     fd, name = tempfile.mkstemp(prefix="fsync-", dir=directory)
     out = []
     try:
@@ -300,12 +319,15 @@ def fsync_floor(directory: Path, n: int = 500) -> tuple[float, float]:
             t0 = time.perf_counter()
             os.pwrite(fd, block, (i % 64) * 4096)
             os.fdatasync(fd)
+            os.pwrite(fd, block, 64 * 4096)
+            os.fdatasync(fd)
             out.append(time.perf_counter() - t0)
+            if pace:
+                time.sleep(pace)
     finally:
         os.close(fd)
         os.unlink(name)
-    out.sort()
-    return out[n // 2] * 1e3, out[int(0.95 * n)] * 1e3
+    return percentile(out, 0.5), percentile(out, 0.95)
 
 
 _MDB_DB = struct.Struct("<IHHQQQQQ")  # LMDB's MDB_db record: pad, flags, depth, pages...
@@ -448,10 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,100000,1000000",
                     help="stored-turn counts to time at, comma-separated")
-    ap.add_argument("--samples", type=int, default=2000, help="timed observe() calls per size")
-    ap.add_argument("--rounds", type=int, default=5,
+    ap.add_argument("--samples", type=int, default=3000,
+                    help="timed observe() calls per size and phase")
+    ap.add_argument("--rounds", type=int, default=20,
                     help="split each size's samples into this many rounds, sizes taking "
-                         "turns (default 5)")
+                         "turns (default 20: a slow spell of the machine then weighs on "
+                         "every size alike)")
     ap.add_argument("--warmup", type=int, default=200,
                     help="untimed observe() calls after each reopen, before timing")
     ap.add_argument("--quick", action="store_true",
@@ -468,12 +492,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="initial LMDB map size given to every engine (default: the "
                          "engine's own). Address space only; a per-process setting")
     ap.add_argument("--keep", action="store_true", help="keep the store afterwards")
+    ap.add_argument("--snapshots", default="", metavar="DIR",
+                    help="keep each size's bulk-loaded snapshot in DIR (at-SIZE) and reuse "
+                         "it in later runs instead of loading again (the 1M load takes "
+                         "~13 min); the table says which revision built a reused one")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="after timing at each size, cProfile N more observe() calls and print "
                          "the top 15 by cumulative time to stderr")
     args = ap.parse_args(argv)
     if args.quick:
-        args.sizes, args.samples = "1000,10000", 500
+        args.sizes, args.samples, args.rounds = "1000,10000", 500, 5
     if args.map_size_mb:
         EXTRA_SETTINGS["map_size_mb"] = args.map_size_mb
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
@@ -492,31 +520,50 @@ def main(argv: list[str] | None = None) -> int:
     print(f"LoCoMo: {len(convs)} conversations, {per_pass:,} turns per pass, "
           f"average turn text {avg_bytes:.1f} B", file=sys.stderr)
 
-    floor = fsync_floor(tmp_parent)
-    stream = turn_stream(convs)
+    floors = [commit_floor(tmp_parent, pace) for pace in (0.0, args.pace_ms / 1000)]
     rejected = Rejected()
     rows: list[Row] = []
     snapshots: dict[int, Path] = {}  # row size -> a closed copy of the store at that size
-    stored = 0
+    reused: dict[int, str] = {}  # row size -> the revision that built the reused snapshot
+    kept = Path(args.snapshots).resolve() if args.snapshots else None
+    stored = 0  # turns in the largest snapshot so far
+    at = 0  # turns in the working store
     started = dt.datetime.now(dt.UTC)
     revision = git_revision()  # now: src/ may change while this runs
     stopped = ""
     per_round = -(-args.samples // args.rounds)
     try:
         for size in sizes:
-            print(f"size {size:,}: bulk-loading {size - stored:,} turns (deferred)",
-                  file=sys.stderr, flush=True)
-            rate, bad_load = bulk_load(store, stream, size - stored, rejected)
-            st = settle(store)
+            snap = (kept / f"at-{size}") if kept else store.parent / f"{store.name}-at-{size}"
+            meta = read_meta(snap) if kept else None
+            if meta is not None:
+                print(f"size {size:,}: reusing {snap} (built by {meta['revision']})",
+                      file=sys.stderr, flush=True)
+                rate, bad_load, measured = meta["load_rate"], meta["rejected"], snap
+                st = settle(snap)
+                reused[st.turns] = meta["revision"]
+            else:
+                if at != stored:  # the smaller snapshot was reused: continue from it
+                    copy_store(snapshots[stored], store)
+                print(f"size {size:,}: bulk-loading {size - stored:,} turns (deferred)",
+                      file=sys.stderr, flush=True)
+                rate, bad_load = bulk_load(store, stream_at(convs, stored), size - stored,
+                                           rejected)
+                st = settle(store)
+                at, measured = st.turns, store
+                copy_store(store, snap)
+                if kept:
+                    write_meta(snap, {"load_rate": rate, "rejected": bad_load,
+                                      "revision": revision, "turns": st.turns})
             if st.turns != max(size, stored):
                 print(f"warning: stats().turns is {st.turns:,}, expected {size:,}",
                       file=sys.stderr)
-            rows.append(Row(size=st.turns, users=st.users, load_rate=rate, files=disk(store),
-                            used_bytes=st.log_bytes, live=live_bytes(store),
-                            rejected_load=bad_load,
+            rows.append(Row(size=st.turns, users=st.users, load_rate=rate,
+                            files=disk(measured), used_bytes=st.log_bytes,
+                            live=live_bytes(measured), rejected_load=bad_load,
                             samples={phase: [] for phase in PHASES},
                             rounds={phase: [] for phase in PHASES}))
-            snapshots[st.turns] = copy_store(store, store.parent / f"{store.name}-at-{size}")
+            snapshots[st.turns] = snap
             stored = st.turns
         work = store.parent / f"{store.name}-timed"
         for r in range(args.rounds):
@@ -555,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         if not rows:
             raise
     finally:
-        for path in (store, *snapshots.values()):
+        for path in (store, *([] if kept else snapshots.values())):
             if not args.keep:
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -572,8 +619,11 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs, Python "
         f"{platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.release()}",
-        f"- store filesystem: {fs}; 4 KiB pwrite+fdatasync there: p50 {floor[0]:.3f} ms, "
-        f"p95 {floor[1]:.3f} ms (LMDB's durable commit does two: data pages, then meta page)",
+        f"- store filesystem: {fs}. The disk's own share of a durable commit there (two "
+        "4 KiB pwrite+fdatasync in a row: LMDB syncs its data pages, then its meta page), "
+        f"p50 / p95: {floors[0][0]:.3f} / {floors[0][1]:.3f} ms back to back, "
+        f"{floors[1][0]:.3f} / {floors[1][1]:.3f} ms after {args.pace_ms:g} ms idle (the "
+        "paced phase's gap)",
         f"- data: LoCoMo {', '.join(c for c, _ in convs)} replayed in order, one user per "
         f"conversation pass ({per_pass:,} turns per pass); average turn text "
         f"{avg_bytes:.1f} B (UTF-8)",
@@ -597,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         "holding data (free pages left out), each divided by the turns stored; measured "
         "right after the deferred bulk load",
         "- stored turns counts what each snapshot holds; the timed turns go to its copies",
+        *([f"- snapshots reused from {kept}: " + ", ".join(
+            f"{n:,} turns built by {rev}" for n, rev in sorted(reused.items()))
+           + " (load rate and bytes are those of that build)"] if reused else []),
         "",
         table(rows, args.pace_ms),
         "",
