@@ -161,8 +161,11 @@ def move_to_archive(store: Store, limit: int = MOVE_BATCH) -> tuple[int, int]:
 
     def drop(txn: Any) -> None:
         with txn.cursor(db=inbox["turns"]) as cur:
-            while cur.first() and unpack_u64(cur.key()) <= upto:
-                cur.delete()
+            cur.first()
+            key = cur.key()  # b"": the inbox is empty, or the cursor passed its end
+            while key and unpack_u64(key) <= upto:
+                cur.delete()  # and moves to the next turn
+                key = cur.key()
         with txn.cursor(db=inbox["user_turns"]) as cur:
             users = [bytes(k) for k in cur.iternext_nodup(keys=True, values=False)]
         for ukey in users:
