@@ -246,6 +246,34 @@ def test_a_move_cut_short_between_its_commits_loses_and_repeats_nothing(
     assert report.ok and report.frames == 51
 
 
+def test_a_mover_overtaken_by_another_copies_only_what_is_left(
+        engine: MemoryEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mover reads its batch, then another (process) moves part of it before the
+    first one's copy commits: nothing is copied twice or skipped."""
+    for n in range(40):
+        engine.observe(f"turn {n}", user_id=f"u{n % 3}")
+    store = engine._store
+    real_write = store.log.write
+    overtaken: list[tuple[int, int] | None] = []
+
+    def write(fn: Any) -> Any:
+        if not overtaken:  # the first mover's copy is about to begin: another moves 10
+            overtaken.append(None)
+            overtaken[0] = rawlog.move_to_archive(store, 10)
+        return real_write(fn)
+    monkeypatch.setattr(store.log, "write", write)
+    assert rawlog.move_to_archive(store, 25) == (15, 25)  # its batch was turns 1-25
+    monkeypatch.undo()
+    assert overtaken == [(10, 10)]
+    with store.log.read() as txn:
+        archived = [int.from_bytes(k, "big") for k, _ in txn.cursor(db=store.log.dbs["turns"])]
+    assert archived == list(range(1, 26))
+    assert rawlog.move_to_archive(store, 1000) == (15, 40)
+    assert [t.text for t in engine.turns(user_id="u1")] == [f"turn {n}" for n in range(1, 40, 3)]
+    report = engine.verify()
+    assert report.ok and report.frames == 40 and rawlog.inbox_size(store) == 0
+
+
 def test_the_inbox_stays_small(tmp_path: Path) -> None:
     with MemoryEngine(tmp_path / "inline", maintenance="inline", embedder="hashing") as engine:
         for n in range(rawlog.INBOX_MOVE_AT + 10):

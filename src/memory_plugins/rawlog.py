@@ -132,27 +132,46 @@ def move_to_archive(store: Store, limit: int = MOVE_BATCH) -> tuple[int, int]:
     turn already copied is not copied again). Returns (turns moved, the id of the
     archive's last turn)."""
     archive, inbox = store.log.dbs, store.inbox.dbs
+    with store.log.read() as txn:
+        start = _last_key(txn, archive["turns"])
+    # The batch is read first, in a short snapshot of the inbox, and not while the
+    # archive commits: a snapshot held across that commit (and, from the worker,
+    # across the caller's observe() calls it yields to) keeps every page those
+    # calls free from being reused, so the inbox file grows and each commit's pages
+    # spread wider (3,000 turns observed back to back, deferred: 773 pages, 300
+    # this way, 81 with no worker).
+    frames: list[tuple[bytes, bytes]] = []
+    seqs: list[tuple[bytes, bytes]] = []
+    with store.inbox.read() as src:
+        with src.cursor(db=inbox["turns"]) as cur:
+            if cur.set_range(pack_u64(start + 1)):
+                for key, frame in cur:
+                    if len(frames) >= limit:
+                        break
+                    frames.append((bytes(key), bytes(frame)))
+        if frames:
+            upto = unpack_u64(frames[-1][0])
+            with src.cursor(db=inbox["user_turns"]) as cur:
+                for ukey, raw in cur.iternext():  # every user's seqs, in order
+                    if start < int.from_bytes(raw, "big") <= upto:
+                        seqs.append((bytes(ukey), bytes(raw)))
+    if frames and not store.inbox.durable:
+        # Deferred mode: the inbox's copies must be on disk before the archive
+        # holds them, or a machine crash could leave the archive ahead of the inbox
+        # (append() copes, but numbers them twice).
+        store.inbox.flush()
 
     def copy(txn: Any) -> tuple[int, int]:
-        archived = _last_key(txn, archive["turns"])
+        archived = _last_key(txn, archive["turns"])  # another process may have moved some
         upto = archived
-        with store.inbox.read() as src, src.cursor(db=inbox["turns"]) as cur:
-            if cur.set_range(pack_u64(archived + 1)):
-                for n, (key, frame) in enumerate(cur):
-                    if n >= limit:
-                        break
-                    txn.put(key, frame, db=archive["turns"], append=True)
-                    upto = unpack_u64(key)
-            if upto > archived:
-                if not store.inbox.durable:
-                    # Deferred mode: the inbox's copies must be on disk before the
-                    # archive holds them, or a machine crash could leave the archive
-                    # ahead of the inbox (append() copes, but numbers them twice).
-                    store.inbox.flush()
-                with src.cursor(db=inbox["user_turns"]) as cur:
-                    for ukey, raw in cur.iternext():  # every user's seqs, in order
-                        if archived < int.from_bytes(raw, "big") <= upto:
-                            _index(txn, archive["user_turns"], bytes(ukey), bytes(raw))
+        for key, frame in frames:
+            seq = unpack_u64(key)
+            if seq > archived:
+                txn.put(key, frame, db=archive["turns"], append=True)
+                upto = seq
+        for ukey, raw in seqs:
+            if archived < int.from_bytes(raw, "big") <= upto:
+                _index(txn, archive["user_turns"], ukey, raw)
         return archived, upto
 
     archived, upto = store.log.write(copy)
