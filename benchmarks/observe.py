@@ -17,8 +17,9 @@ with ``durability="deferred"`` (fast bulk load), closed, measured on disk and co
 aside (a snapshot). Then timing, in ``--rounds`` rounds, the sizes taking turns (in
 alternating order) so that the machine's drift (a busy neighbour, the disk's cache)
 weighs on every size alike: each measurement opens a fresh copy of the size's snapshot
-with the default (durable, fsync per commit) settings, makes ``--warmup`` untimed calls
-(the first calls after opening pay one-time costs; the maximum column still shows the
+(once the disk has finished writing the copy: see ``wait_for_quiet_disk``) with the
+default (durable, fsync per commit) settings, makes ``--warmup`` untimed calls (the
+first calls after opening pay one-time costs; the maximum column still shows the
 worst timed call), then times ``--samples / --rounds`` observe() calls one by one with
 ``perf_counter``, continuing the stream where the snapshot left it: back to back
 (sustained ingest), then paced (``--pace-ms`` idle after each call, as in a chat), then
@@ -169,6 +170,7 @@ class Row:
     rounds: dict[str, list[float]] = field(default_factory=dict)  # phase -> each round's p95
     rejected_load: int = 0
     rejected_timed: int = 0
+    settle_s: list[float] = field(default_factory=list)  # waits for a quiet disk, per phase
 
     def pct(self, q: float, phase: str = "durable") -> float:
         return percentile(self.samples[phase], q)
@@ -330,6 +332,20 @@ def commit_floor(directory: Path, pace: float, n: int = 500) -> tuple[float, flo
         os.close(fd)
         os.unlink(name)
     return percentile(out, 0.5), percentile(out, 0.95)
+
+
+def wait_for_quiet_disk(directory: Path, floor_ms: float, limit_s: float = 5.0) -> float:
+    """Seconds spent waiting until the disk commits about as fast as when the run
+    began: copying a snapshot (450 MB at 1M turns) can leave a virtual disk writing
+    behind ``os.sync()``, which would slow the next measurement's fsyncs for reasons
+    of the benchmark's own making. Probes of 20 back-to-back commits until their p50
+    is within 1.5x ``floor_ms``, or ``limit_s`` has passed."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        if commit_floor(directory, 0.0, 20)[0] <= 1.5 * floor_ms:
+            break
+        time.sleep(0.1)
+    return time.perf_counter() - t0
 
 
 _MDB_DB = struct.Struct("<IHHQQQQQ")  # LMDB's MDB_db record: pad, flags, depth, pages...
@@ -577,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{per_round:,} observe() calls, {phase}", file=sys.stderr,
                           flush=True)
                     copy_store(snapshots[row.size], work)
+                    row.settle_s.append(wait_for_quiet_disk(tmp_parent, floors[0][0]))
                     try:
                         timings, bad, prof = timed(
                             work, stream_at(convs, row.size), per_round, rejected,
@@ -633,7 +650,12 @@ def main(argv: list[str] | None = None) -> int:
         "catching up), close, copy aside (a snapshot per size). Then "
         f"{args.rounds} rounds, sizes taking turns in alternating order: each phase of each "
         "round opens a fresh copy of the size's snapshot (so every measurement starts at "
-        f"exactly that size), makes {args.warmup} untimed calls (one-time costs after "
+        "exactly that size; after copying, it waits until a probe of 20 back-to-back "
+        "commits runs within 1.5x of the back-to-back p50 above, so that the copy's "
+        "write-back does not slow the measurement: "
+        + ", ".join(f"{r.size:,}: median {statistics.median(r.settle_s):.2f} s, max "
+                    f"{max(r.settle_s):.2f} s" for r in rows if r.settle_s)
+        + f"), makes {args.warmup} untimed calls (one-time costs after "
         "opening), then times each observe() with perf_counter, with the working set "
         "caught up at the start: durable (durability=\"sync\", fsync per commit) back to "
         "back (sustained ingest); durable paced, "
