@@ -240,8 +240,9 @@ def write_meta(snapshot: Path, meta: dict[str, Any]) -> None:
 
 
 def copy_store(src: Path, dst: Path) -> Path:
-    """A copy of the closed store ``src`` at ``dst`` (replacing it), written out to disk
-    before it is used, so that no write-back of the copy competes with the timing."""
+    """A copy of the closed store ``src`` at ``dst`` (replacing it), flushed with
+    ``os.sync()``; a virtual disk may still be writing it afterwards, which is why the
+    timing waits for a quiet disk (``wait_for_quiet_disk``) after each copy."""
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("lock.mdb", BENCH_META))
     os.sync()

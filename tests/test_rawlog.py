@@ -258,7 +258,7 @@ def test_a_mover_overtaken_by_another_copies_only_what_is_left(
 
     def write(fn: Any) -> Any:
         if not overtaken:  # the first mover's copy is about to begin: another moves 10
-            overtaken.append(None)
+            overtaken.append(None)  # first, since the other mover's write comes here too
             overtaken[0] = rawlog.move_to_archive(store, 10)
         return real_write(fn)
     monkeypatch.setattr(store.log, "write", write)
