@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_plugins import MemoryEngine, ValidationError
+from memory_plugins.lines import line_of
 from memory_plugins.prompt import Budget, hull, knapsack
 from memory_plugins.tokenizers import CallableTokenizer, TiktokenTokenizer
 
@@ -216,6 +217,41 @@ def test_tiktoken_works_offline() -> None:
     tok = TiktokenTokenizer()
     assert tok.count("hello world") == 2
     assert tok.truncate("🐶" * 10, 5) in {"🐶" * k for k in range(6)}
+    with pytest.raises(ValidationError, match="not available offline"):
+        TiktokenTokenizer("no_such_encoding")
+
+
+CL100K = TiktokenTokenizer()
+one_line = st.text(st.characters(codec=None, exclude_categories=("Cs",),
+                                 exclude_characters="\r\n"), min_size=1, max_size=60) | \
+    st.sampled_from(["- [7 May 2023] Caroline: I went to a support group yesterday.",
+                     "- [1 May 2023] user|dog|Potola", "ends with space ", " starts with one",
+                     "done!)", "x...", "🐶", "我的狗叫波托拉。", "e\u0301", "12345", "\u2028"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(prefix=st.text(max_size=40), lines=st.lists(one_line, min_size=1, max_size=8))
+def test_cl100k_counts_a_block_of_lines_from_its_lines(prefix: str, lines: list[str]) -> None:
+    """What lets build() count the memories block without encoding it again."""
+    assert CL100K.lines_add_up
+    head = prefix + "\n\nMemories:\n"
+    whole = CL100K.count(head + "\n".join(lines))
+    assert whole == (CL100K.count(head) + sum(CL100K.count(line + "\n") for line in lines[:-1])
+                     + CL100K.count(lines[-1]))
+    for line in lines:  # as the lines cache reckons them (skipping the encode where it can)
+        made = line_of(CL100K, 0, line)
+        assert (made.tokens, made.joined) == (CL100K.count(line) + 1, CL100K.count(line + "\n"))
+
+
+def test_a_tokenizer_that_does_not_declare_it_is_counted_whole(tmp_path: Path) -> None:
+    # A line break before "-" merges into one token: lines do not add up here.
+    chars = CallableTokenizer(lambda s: len(s) - s.count("\n-"), per_message=1, per_reply=1)
+    assert not hasattr(chars, "lines_add_up")
+    with MemoryEngine(tmp_path, embedder="hashing", tokenizer=chars) as engine:
+        for n in range(30):
+            engine.observe(f"On day {n} I fed the dog.", user_id="c",
+                           timestamp=START + dt.timedelta(days=n))
+        assert_within_budget(engine, engine.build("What did I feed?", user_id="c"))
 
 
 def test_each_source_says_what_it_showed(mem: MemoryEngine) -> None:

@@ -20,11 +20,16 @@ class LRU(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
+        # No lock: each OrderedDict call is atomic on its own, and build() makes
+        # hundreds of these per prompt (the lock doubled their cost). A key that
+        # another thread evicts in between is simply not moved.
+        value = self._data.get(key)
+        if value is not None:
+            try:  # noqa: SIM105 (suppress() costs more than this whole call)
                 self._data.move_to_end(key)
-            return value
+            except KeyError:
+                pass
+        return value
 
     def put(self, key: K, value: V) -> None:
         with self._lock:

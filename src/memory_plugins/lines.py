@@ -10,8 +10,9 @@ they are made from, so nothing here is ever stale.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from .cache import LRU
 from .dates import annotate
@@ -29,10 +30,21 @@ from .prompt import (
 from .tokenizers import Tokenizer
 from .units import MemoryUnit
 
-__all__ = ["PromptLines"]
+__all__ = ["Line", "PromptLines", "line_of"]
 
 MEMORY_ROLE = "memory"
-Lines = tuple[tuple[int, str, int], ...]  # (level, line, tokens with its newline)
+
+
+class Line(NamedTuple):
+    """One way to show a memory in the prompt."""
+
+    level: int  # fidelity level, or WHOLE_TURN
+    text: str  # one line (sanitized: no line breaks)
+    tokens: int  # count(text) + 1: what packing reckons it costs, newline included
+    joined: int  # count(text + "\n") exactly: a newline may merge with a final "."
+
+
+Lines = tuple[Line, ...]
 # A memory's lines and the knapsack's hull over them (value per unit of score).
 MemoryLines = tuple[Lines, Hull]
 
@@ -41,7 +53,7 @@ class PromptLines:
     def __init__(self, tokenizer: Callable[[], Tokenizer], size: int = 8192) -> None:
         self._tokenizer = tokenizer
         self._memories: LRU[tuple[Any, ...], MemoryLines] = LRU(size)
-        self._turns: LRU[int, tuple[str, int]] = LRU(size)  # a turn as a memory line
+        self._turns: LRU[int, Line] = LRU(size)  # a turn as a memory line
         self._history: LRU[tuple[int, bool], tuple[str, int]] = LRU(size)
 
     def history(self, turn: Turn, dated: bool) -> tuple[str, int]:
@@ -73,24 +85,24 @@ class PromptLines:
             said_at = turn.datetime if turn is not None else None
             out = []
             for level in (0, *range(max(1, unit.level), 4)):
-                line = memory_line(unit, level, verbatim, speaker, said_at)
-                if line is not None:
-                    out.append((level, line, tok.count(line) + 1))
+                text = memory_line(unit, level, verbatim, speaker, said_at)
+                if text is not None:
+                    out.append(line_of(tok, level, text))
             if turn is not None and turn.role != MEMORY_ROLE and (
                     unit.span != (0, len(turn.text))):
-                line, tokens = self._whole_turn(turn)
-                if tokens <= WHOLE_TURN_MAX_TOKENS:
-                    out.append((WHOLE_TURN, line, tokens))
-            made = (tuple(out), hull([(level, tokens, level_value(level))
-                                      for level, _line, tokens in out]))
+                whole = self._whole_turn(turn)
+                if whole.tokens <= WHOLE_TURN_MAX_TOKENS:
+                    out.append(whole)
+            made = (tuple(out), hull([(line.level, line.tokens, level_value(line.level))
+                                      for line in out]))
             self._memories.put(key, made)
         return made
 
-    def _whole_turn(self, turn: Turn) -> tuple[str, int]:
+    def _whole_turn(self, turn: Turn) -> Line:
         made = self._turns.get(turn.id)
         if made is None:
-            line = turn_line(turn.text, turn.speaker, turn.datetime)
-            made = (line, self._tokenizer().count(line) + 1)
+            made = line_of(self._tokenizer(), WHOLE_TURN,
+                         turn_line(turn.text, turn.speaker, turn.datetime))
             self._turns.put(turn.id, made)
         return made
 
@@ -101,3 +113,13 @@ class PromptLines:
             self.memory(unit, turn)
             if turn is not None and turn.role != MEMORY_ROLE:
                 self.history(turn, True)
+
+
+def line_of(tok: Tokenizer, level: int, text: str) -> Line:
+    """``text`` as a Line, counted by ``tok``."""
+    tokens = tok.count(text) + 1
+    # After a letter or a digit the newline is a token of its own (every pre-tokenizer
+    # we know splits there), so only lines ending otherwise are encoded again.
+    if not text or unicodedata.category(text[-1])[0] in "LN":
+        return Line(level, text, tokens, tokens)
+    return Line(level, text, tokens, tok.count(text + "\n"))

