@@ -230,7 +230,8 @@ class _HistoryCost:
         self.known: dict[int, tuple[str, int]] = {}
         self.lines = engine._lines
 
-    def _made(self, turn: Turn) -> tuple[str, int]:
+    def message(self, turn: Turn) -> tuple[str, int]:
+        """The turn's history message and its tokens."""
         made = self.known.get(turn.id)
         if made is None:
             made = self.lines.history(
@@ -238,11 +239,8 @@ class _HistoryCost:
             self.known[turn.id] = made
         return made
 
-    def content(self, turn: Turn) -> str:
-        return self._made(turn)[0]
-
     def __call__(self, turn: Turn) -> int:
-        return self._made(turn)[1]
+        return self.message(turn)[1]
 
 
 def _pack_memories(engine: MemoryEngine, count: Callable[[str], int],
@@ -301,14 +299,24 @@ class _Counts:
 
 
 def _turns_of(engine: MemoryEngine, candidates: list[Candidate]) -> dict[int, Turn]:
-    """The source turns of ``candidates``, by id."""
+    """The source turns of ``candidates``, by id: from the turn cache, and the log
+    only for those it misses (most builds open no log read here)."""
     turns: dict[int, Turn] = {}
-    with engine._store.log_read() as txn:
-        for c in candidates:
-            if c.unit.origin not in turns:
-                turn = engine._turn(txn, c.unit.origin)
+    missing: list[int] = []
+    for c in candidates:
+        origin = c.unit.origin
+        if origin not in turns:
+            turn = engine._turns.get(origin)
+            if turn is None:
+                missing.append(origin)
+            else:
+                turns[origin] = turn
+    if missing:
+        with engine._store.log_read() as txn:
+            for origin in missing:
+                turn = engine._turn(txn, origin)
                 if turn is not None:
-                    turns[c.unit.origin] = turn
+                    turns[origin] = turn
     return turns
 
 
@@ -342,10 +350,13 @@ def _pack_history(user_id: str, recent: list[Turn], candidates: list[Candidate],
         scores[source.id] = c.score
         used += cost
     picked.sort(key=lambda t: t.id)
-    messages = [{"role": "assistant" if t.role == "assistant" else "user",
-                 "content": cost_of.content(t)} for t in picked]
-    sources = [Source(t.id, "history", 0, cost_of(t), scores.get(t.id, 0.0),
-                      _copy(t.metadata), cost_of.content(t)) for t in picked]
+    messages, sources = [], []
+    for t in picked:
+        content, tokens = cost_of.message(t)
+        messages.append({"role": "assistant" if t.role == "assistant" else "user",
+                         "content": content})
+        sources.append(Source(t.id, "history", 0, tokens, scores.get(t.id, 0.0),
+                              _copy(t.metadata), content))
     return messages, sources
 
 
