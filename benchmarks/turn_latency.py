@@ -4,13 +4,17 @@
     .venv/bin/python benchmarks/turn_latency.py --quick --out -
 
 One user talks: LoCoMo turns replayed in order (one minute apart), and at each
-checkpoint ``--queries`` build() calls are timed with LoCoMo questions as the
-current input (the working set caught up first, so only build() is timed).
-Two engines run the same stream side by side: one with the hashing embedder
-("no model") and one with all-MiniLM-L6-v2 on one torch thread (query embedding
-included in the time). Rows:
+checkpoint the store is copied aside. Two engines run the same stream side by
+side: one with the hashing embedder ("no model") and one with all-MiniLM-L6-v2 on
+one torch thread (query embedding included in the time). ``--queries`` build()
+calls are timed per row with LoCoMo questions as the current input (the working
+set caught up first, so only build() is timed). Rows:
 
-* turns 100, 1,000 and 10,000;
+* turns 100, 1,000 and 10,000, from the copies, all open at once and timed in
+  ``--rounds`` rounds, the copies taking turns in alternating order: a virtual
+  machine can run 1.5-2x slower for minutes at a time, and timed one after the
+  other, a slow spell would fall on one checkpoint and make the ratio between
+  checkpoints say more about the machine than about the code;
 * turn 10,000 again while another process keeps one of the cores busy (a host's
   own models share the CPU);
 * the turn at which 100,000 units have been stored (default capacities: most of
@@ -32,6 +36,7 @@ import datetime as dt
 import json
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,17 +69,59 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def measure(engine: MemoryEngine, questions: list[str], n: int) -> dict[str, float]:
-    engine.stats("talker")  # catch up: only build() is timed
-    engine.build(questions[0], user_id="talker")  # index built once, not timed
-    times, tokens = [], []
-    for k in range(n):
+def timed_builds(engine: MemoryEngine, questions: list[str], ks: range,
+                 times: list[float], tokens: list[int]) -> None:
+    """Time build() with questions number ``ks``, appending to ``times``/``tokens``."""
+    for k in ks:
         t0 = time.perf_counter()
         prompt = engine.build(questions[k % len(questions)], user_id="talker")
         times.append((time.perf_counter() - t0) * 1000)
         tokens.append(prompt.tokens["total"])
+
+
+def ready(engine: MemoryEngine, questions: list[str]) -> None:
+    engine.stats("talker")  # catch up: only build() is timed
+    engine.build(questions[0], user_id="talker")  # index built once, not timed
+
+
+def measure(engine: MemoryEngine, questions: list[str], n: int) -> dict[str, float]:
+    ready(engine, questions)
+    times: list[float] = []
+    tokens: list[int] = []
+    timed_builds(engine, questions, range(n), times, tokens)
     return {"p50": pct(times, 0.5), "p95": pct(times, 0.95), "tokens": max(tokens),
             "units": engine.stats("talker").units}
+
+
+def measure_interleaved(copies: list[dict[str, Any]], questions: list[str], n: int,
+                        rounds: int) -> list[dict[str, Any]]:
+    """Rows for the stores copied at the checkpoints, timed in ``rounds`` rounds:
+    each round times n / rounds builds on every copy, in alternating order."""
+    engines = [MemoryEngine(c["path"], durability="deferred",
+                            **({"embedder": "hashing"} if c["embedder"] == "no model" else {}))
+               for c in copies]
+    try:
+        for engine in engines:
+            ready(engine, questions)
+        times: list[list[float]] = [[] for _ in copies]
+        tokens: list[list[int]] = [[] for _ in copies]
+        bounds = [n * r // rounds for r in range(rounds + 1)]
+        for r in range(rounds):
+            order = range(len(copies)) if r % 2 == 0 else range(len(copies) - 1, -1, -1)
+            for i in order:
+                timed_builds(engines[i], questions, range(bounds[r], bounds[r + 1]),
+                             times[i], tokens[i])
+        rows = []
+        for c, engine, ts, toks in zip(copies, engines, times, tokens, strict=True):
+            rows.append({"turns": c["turns"], "embedder": c["embedder"], "stored": c["stored"],
+                         "p50": pct(ts, 0.5), "p95": pct(ts, 0.95), "tokens": max(toks),
+                         "units": engine.stats("talker").units})
+            print(f"turn {c['turns']:,} {c['embedder']}: p50 {rows[-1]['p50']:.2f} ms, "
+                  f"p95 {rows[-1]['p95']:.2f} ms", file=sys.stderr, flush=True)
+        return rows
+    finally:
+        for engine in engines:
+            engine.close()
 
 
 @contextlib.contextmanager
@@ -110,6 +157,15 @@ class Talker:
         self.engine.close()
         self.engine = self.open()
 
+    def copy(self, path: Path, embedder: str) -> dict[str, Any]:
+        """The store as it is now, copied to ``path`` (closed meanwhile)."""
+        self.engine.stats("talker")  # caught up
+        self.engine.events.drain()
+        self.engine.close()
+        shutil.copytree(self.path, path)
+        self.engine = self.open()
+        return {"turns": self.done, "embedder": embedder, "stored": self.stored, "path": path}
+
     def talk(self, until: Callable[[], bool], *, suffix: bool = False) -> None:
         while not until():
             speaker, text = self.turns[self.done % len(self.turns)]
@@ -133,17 +189,21 @@ class Talker:
 
 
 def run(checkpoints: list[int], stored_units: int, queries: int,
-        stress_units: int) -> list[dict[str, Any]]:
+        stress_units: int, rounds: int) -> list[dict[str, Any]]:
     turns, questions = load(DATA)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         talkers = {"no model": Talker(Path(tmp) / "hash", turns, embedder="hashing"),
                    "MiniLM": Talker(Path(tmp) / "minilm", turns)}
         try:
+            copies = []
             for target in checkpoints:
                 for name, talker in talkers.items():
                     talker.talk(lambda t=talker, n=target: t.done >= n)
-                    rows.append(talker.row(name, questions, queries))
+                    copies.append(talker.copy(Path(tmp) / f"{name}-{target}", name))
+            rows += measure_interleaved(copies, questions, queries, rounds)
+            for copy in copies:
+                shutil.rmtree(copy["path"])
             with busy_core():
                 for name, talker in talkers.items():
                     rows.append(talker.row(f"{name}, one core busy", questions, queries))
@@ -204,11 +264,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="turns 100 and 1,000; no 100k-units rows")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="rounds the checkpoint rows are timed in, taking turns")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = ap.parse_args()
     checkpoints = [100, 1000] if args.quick else [100, 1000, 10000]
     rows = run(checkpoints, 0 if args.quick else 100_000, args.queries,
-               0 if args.quick else 100_000)
+               0 if args.quick else 100_000, args.rounds)
     png = ROOT / "benchmarks" / "turn_latency.png"
     plot(rows, png)
     by = {(r["turns"], r["embedder"]): r for r in rows}
@@ -219,7 +281,12 @@ def main() -> int:
         f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
         f"- machine: {platform.processor() or platform.machine()}, 2 cores, Python "
         f"{platform.python_version()}; {args.queries} timed build() calls per row (LoCoMo "
-        "questions), working set caught up before timing; plot: benchmarks/turn_latency.png\n",
+        "questions), working set caught up before timing; plot: benchmarks/turn_latency.png",
+        f"- method: the rows at turns {', '.join(f'{c:,}' for c in checkpoints)} are timed on "
+        "copies of the stores made at those turns, all open at once, in "
+        f"{args.rounds} rounds of {args.queries // args.rounds} builds each, the copies "
+        "taking turns in alternating order (so that a slow spell of the machine weighs on "
+        "every checkpoint alike); the other rows one after the other, on the live stores\n",
         "| turns | embedder | units stored | units in working set | p50 ms | p95 ms | "
         "p50 / p50 at first checkpoint | max prompt tokens |",
         "|---:|---|---:|---:|---:|---:|---:|---:|"]
