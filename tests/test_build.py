@@ -243,15 +243,21 @@ def test_cl100k_counts_a_block_of_lines_from_its_lines(prefix: str, lines: list[
         assert (made.tokens, made.joined) == (CL100K.count(line) + 1, CL100K.count(line + "\n"))
 
 
-def test_a_tokenizer_that_does_not_declare_it_is_counted_whole(tmp_path: Path) -> None:
-    # A line break before "-" merges into one token: lines do not add up here.
-    chars = CallableTokenizer(lambda s: len(s) - s.count("\n-"), per_message=1, per_reply=1)
-    assert not hasattr(chars, "lines_add_up")
-    with MemoryEngine(tmp_path, embedder="hashing", tokenizer=chars) as engine:
-        for n in range(30):
-            engine.observe(f"On day {n} I fed the dog.", user_id="c",
-                           timestamp=START + dt.timedelta(days=n))
-        assert_within_budget(engine, engine.build("What did I feed?", user_id="c"))
+def test_other_tokenizers_count_the_memories_block_exactly(tmp_path: Path) -> None:
+    # A line break before "-" merges into one token: lines do not add up here, and
+    # the tokenizer does not claim they do, so the block is counted whole.
+    merging = CallableTokenizer(lambda s: len(s) - s.count("\n-"), per_message=1, per_reply=1)
+    # Here they do add up, though a newline costs 2: each line is counted with it.
+    adding = CallableTokenizer(lambda s: len(s) + s.count("\n"), per_message=1, per_reply=1)
+    adding.lines_add_up = True  # type: ignore[attr-defined]
+    for name, tok in (("merging", merging), ("adding", adding)):
+        with MemoryEngine(tmp_path / name, embedder="hashing", tokenizer=tok) as engine:
+            for n in range(30):
+                engine.observe(f"On day {n} I fed the dog.", user_id="c",
+                               timestamp=START + dt.timedelta(days=n))
+            prompt = engine.build("What did I feed?", user_id="c")
+            assert prompt.tokens["memories"] > 0
+            assert_within_budget(engine, prompt)
 
 
 def test_each_source_says_what_it_showed(mem: MemoryEngine) -> None:

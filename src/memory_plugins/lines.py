@@ -27,7 +27,7 @@ from .prompt import (
     memory_line,
     turn_line,
 )
-from .tokenizers import Tokenizer
+from .tokenizers import TiktokenTokenizer, Tokenizer
 from .units import MemoryUnit
 
 __all__ = ["Line", "PromptLines", "line_of"]
@@ -41,7 +41,9 @@ class Line(NamedTuple):
     level: int  # fidelity level, or WHOLE_TURN
     text: str  # one line (sanitized: no line breaks)
     tokens: int  # count(text) + 1: what packing reckons it costs, newline included
-    joined: int  # count(text + "\n") exactly: a newline may merge with a final "."
+    # count(text + "\n"), where the tokenizer's lines add up (a newline may merge with
+    # a final "."); elsewhere unused, and equal to ``tokens``.
+    joined: int
 
 
 Lines = tuple[Line, ...]
@@ -118,8 +120,10 @@ class PromptLines:
 def line_of(tok: Tokenizer, level: int, text: str) -> Line:
     """``text`` as a Line, counted by ``tok``."""
     tokens = tok.count(text) + 1
-    # After a letter or a digit the newline is a token of its own (every pre-tokenizer
-    # we know splits there), so only lines ending otherwise are encoded again.
-    if not text or unicodedata.category(text[-1])[0] in "LN":
+    if not getattr(tok, "lines_add_up", False):
+        return Line(level, text, tokens, tokens)  # ``joined`` unused: blocks are counted whole
+    # tiktoken's line-splitting patterns (tokenizers.py) make a newline after a letter
+    # or a digit a token of its own, so only lines ending otherwise are encoded again.
+    if isinstance(tok, TiktokenTokenizer) and unicodedata.category(text[-1:] or "a")[0] in "LN":
         return Line(level, text, tokens, tokens)
     return Line(level, text, tokens, tok.count(text + "\n"))
