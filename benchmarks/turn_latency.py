@@ -10,11 +10,13 @@ one torch thread (query embedding included in the time). ``--queries`` build()
 calls are timed per row with LoCoMo questions as the current input (the working
 set caught up first, so only build() is timed). Rows:
 
-* turns 100, 1,000 and 10,000, from the copies, all open at once and timed in
-  ``--rounds`` rounds, the copies taking turns in alternating order: a virtual
-  machine can run 1.5-2x slower for minutes at a time, and timed one after the
-  other, a slow spell would fall on one checkpoint and make the ratio between
-  checkpoints say more about the machine than about the code;
+* turns 100, 1,000 and 10,000, from the copies: one embedder's copies open at
+  once and timed in ``--rounds`` rounds, taking turns in alternating order. A
+  virtual machine can run 1.5-2x slower for minutes at a time, and timed one
+  after the other, a slow spell would fall on one checkpoint and make the ratio
+  between checkpoints say more about the machine than about the code. (Not
+  MiniLM's copies among the others': its model would clear the CPU caches
+  between the no-model builds, which a long run on one store keeps warm.)
 * turn 10,000 again while another process keeps one of the cores busy (a host's
   own models share the CPU);
 * the turn at which 100,000 units have been stored (default capacities: most of
@@ -201,7 +203,10 @@ def run(checkpoints: list[int], stored_units: int, queries: int,
                 for name, talker in talkers.items():
                     talker.talk(lambda t=talker, n=target: t.done >= n)
                     copies.append(talker.copy(Path(tmp) / f"{name}-{target}", name))
-            rows += measure_interleaved(copies, questions, queries, rounds)
+            for name in talkers:
+                rows += measure_interleaved([c for c in copies if c["embedder"] == name],
+                                            questions, queries, rounds)
+            rows.sort(key=lambda r: (r["turns"], list(talkers).index(r["embedder"])))
             for copy in copies:
                 shutil.rmtree(copy["path"])
             with busy_core():
@@ -283,7 +288,7 @@ def main() -> int:
         f"{platform.python_version()}; {args.queries} timed build() calls per row (LoCoMo "
         "questions), working set caught up before timing; plot: benchmarks/turn_latency.png",
         f"- method: the rows at turns {', '.join(f'{c:,}' for c in checkpoints)} are timed on "
-        "copies of the stores made at those turns, all open at once, in "
+        "copies of the stores made at those turns, one embedder's copies open at once, in "
         f"{args.rounds} rounds of {args.queries // args.rounds} builds each, the copies "
         "taking turns in alternating order (so that a slow spell of the machine weighs on "
         "every checkpoint alike); the other rows one after the other, on the live stores\n",

@@ -51,6 +51,41 @@ def test_scores_are_cosines_through_growth_and_removal(query: str) -> None:
         assert c.vector == pytest.approx(expected, abs=1e-5)
 
 
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["add", "reword", "forget", "remove", "search"]),
+                                st.integers(0, 24), st.integers(0, 7)), max_size=60))
+def test_keyword_scores_follow_every_change(steps: list[tuple[str, int, int]]) -> None:
+    """BM25's arrays are kept between queries: after any changes, a query scores
+    as it would on an index built afresh from the same entries."""
+    embedder = HashingEmbedder()
+    recall = Recall(embedder, users=1, forgotten_limit=5)
+    index = RecallIndex(version=0, dim=embedder.dim, forgotten_limit=5)
+
+    def cue(i: int, topic: int) -> str:
+        return f"item {i} was about {TOPICS[topic]} and {TOPICS[(topic * 3) % 8]}"
+
+    def scores(ix: RecallIndex, query: str) -> dict[int, float]:
+        return {c.unit.id: c.keyword for c in recall.search(ix, query, 0.0, 1000, None)}
+
+    for op, i, topic in steps:
+        if op == "add" or (op == "reword" and i in index.pos):
+            index.upsert(_unit(i), cue(i, topic), embedder.embed([cue(i, topic)])[0])
+        elif op == "forget":
+            index.forget(i)
+        elif op == "remove":
+            index.remove(i)
+        query = f"what about {TOPICS[topic]}?"
+        found = scores(index, query)
+        fresh = RecallIndex(version=0, dim=embedder.dim, forgotten_limit=5)
+        for k, unit in enumerate(index.units):
+            fresh.upsert(unit, index.cues[k], index.vectors[:, k].copy(),
+                         forgotten=bool(index.gone[k]))
+        expected = scores(fresh, query)
+        assert found.keys() == expected.keys()
+        for unit_id, keyword in expected.items():
+            assert found[unit_id] == pytest.approx(keyword, abs=1e-6)
+
+
 def _blas_threads() -> list[int]:
     """Threads of the BLAS libraries numpy had loaded when recall first ran (another
     library's, torch's say, may be loaded later: recall's products never use it)."""

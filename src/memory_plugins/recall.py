@@ -175,6 +175,10 @@ class RecallIndex:
         self.forgotten: OrderedDict[int, None] = OrderedDict()  # oldest first
         self.total_words = 0
         self.removed: list[int] = []  # since the last apply: their stored vectors go
+        # What BM25 reads each query, kept between queries until an entry changes:
+        # a word's postings as arrays, and every entry's length normalisation.
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._norm: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.units)
@@ -194,6 +198,7 @@ class RecallIndex:
                 raise ValueError("a new entry needs its cue and vector")
             i = len(self.units)
             self.pos[unit.id] = i
+            self._norm = None  # the average length changes with the count
             self.units.append(unit)
             self.cues.append("")
             self.tf.append(Counter())
@@ -237,8 +242,10 @@ class RecallIndex:
         if self.subjects[self.units[i].subject] <= 0:
             del self.subjects[self.units[i].subject]
         last = len(self.units) - 1
+        self._norm = None
         if i != last:  # move the last entry into the hole
             for w, count in self.tf[last].items():
+                self._arrays.pop(w, None)
                 hits = self.postings[w]
                 del hits[last]
                 hits[i] = count
@@ -264,8 +271,30 @@ class RecallIndex:
             new[: len(old)] = old
             setattr(self, name, new)
 
+    def posting_arrays(self, word: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The positions of the entries holding ``word`` and its counts there."""
+        made = self._arrays.get(word)
+        if made is None:
+            hits = self.postings.get(word)
+            if not hits:
+                return None
+            made = (np.fromiter(hits.keys(), dtype=np.int64, count=len(hits)),
+                    np.fromiter(hits.values(), dtype=np.float32, count=len(hits)))
+            self._arrays[word] = made
+        return made
+
+    def length_norm(self) -> np.ndarray:
+        """BM25's per-entry term ``k1 * (1 - b + b * length / average length)``."""
+        if self._norm is None:
+            n = len(self.units)
+            avg = self.total_words / n
+            self._norm = BM25_K1 * (1 - BM25_B + BM25_B * self.lengths[:n] / avg)
+        return self._norm
+
     def _set_words(self, i: int, words: Counter[str]) -> None:
+        self._norm = None
         for w in self.tf[i]:
+            self._arrays.pop(w, None)
             hits = self.postings.get(w)
             if hits is not None:
                 hits.pop(i, None)
@@ -274,6 +303,7 @@ class RecallIndex:
         self.total_words += sum(words.values()) - sum(self.tf[i].values())
         for w, count in words.items():
             self.postings.setdefault(w, {})[i] = count
+            self._arrays.pop(w, None)
         self.tf[i] = words
         self.lengths[i] = sum(words.values())
 
@@ -403,15 +433,13 @@ class Recall:
             return []
         keyword = np.zeros(n, dtype=np.float32)
         if index.total_words:
-            avg = index.total_words / n
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * index.lengths[:n] / avg)
+            norm = index.length_norm()
             for w in set(keyword_terms(query)):
-                hits = index.postings.get(w)
-                if not hits:
+                arrays = index.posting_arrays(w)
+                if arrays is None:
                     continue
-                idf = math.log(1 + (n - len(hits) + 0.5) / (len(hits) + 0.5))
-                at = np.fromiter(hits.keys(), dtype=np.int64, count=len(hits))
-                tf = np.fromiter(hits.values(), dtype=np.float32, count=len(hits))
+                at, tf = arrays
+                idf = math.log(1 + (n - len(at) + 0.5) / (len(at) + 0.5))
                 keyword[at] += idf * tf * (BM25_K1 + 1) / (tf + norm[at])
             top = float(keyword.max())
             if top > 0:
