@@ -267,6 +267,7 @@ def _pack_memories(engine: MemoryEngine, count: Callable[[str], int],
     # Exact count of the block as it will be sent; drop the weakest until it fits.
     # A tokenizer whose lines add up (tokenizers.py) is not run over the block again:
     # each line with its newline, the last without, after a header ending in one.
+    # (Memory lines are never blank: each starts with "- [".)
     add_up = getattr(engine.tokenizer, "lines_add_up", False)
     while chosen:
         if add_up:

