@@ -86,22 +86,24 @@ def ready(engine: MemoryEngine, questions: list[str]) -> None:
     engine.build(questions[0], user_id="talker")  # index built once, not timed
 
 
+def summary(engine: MemoryEngine, times: list[float], tokens: list[int]) -> dict[str, float]:
+    return {"p50": pct(times, 0.5), "p95": pct(times, 0.95), "tokens": max(tokens),
+            "units": engine.stats("talker").units}
+
+
 def measure(engine: MemoryEngine, questions: list[str], n: int) -> dict[str, float]:
     ready(engine, questions)
     times: list[float] = []
     tokens: list[int] = []
     timed_builds(engine, questions, range(n), times, tokens)
-    return {"p50": pct(times, 0.5), "p95": pct(times, 0.95), "tokens": max(tokens),
-            "units": engine.stats("talker").units}
+    return summary(engine, times, tokens)
 
 
 def measure_interleaved(copies: list[dict[str, Any]], questions: list[str], n: int,
                         rounds: int) -> list[dict[str, Any]]:
     """Rows for the stores copied at the checkpoints, timed in ``rounds`` rounds:
     each round times n / rounds builds on every copy, in alternating order."""
-    engines = [MemoryEngine(c["path"], durability="deferred",
-                            **({"embedder": "hashing"} if c["embedder"] == "no model" else {}))
-               for c in copies]
+    engines = [MemoryEngine(c["path"], durability="deferred", **c["settings"]) for c in copies]
     try:
         for engine in engines:
             ready(engine, questions)
@@ -116,8 +118,7 @@ def measure_interleaved(copies: list[dict[str, Any]], questions: list[str], n: i
         rows = []
         for c, engine, ts, toks in zip(copies, engines, times, tokens, strict=True):
             rows.append({"turns": c["turns"], "embedder": c["embedder"], "stored": c["stored"],
-                         "p50": pct(ts, 0.5), "p95": pct(ts, 0.95), "tokens": max(toks),
-                         "units": engine.stats("talker").units})
+                         **summary(engine, ts, toks)})
             print(f"turn {c['turns']:,} {c['embedder']}: p50 {rows[-1]['p50']:.2f} ms, "
                   f"p95 {rows[-1]['p95']:.2f} ms", file=sys.stderr, flush=True)
         return rows
@@ -166,7 +167,8 @@ class Talker:
         self.engine.close()
         shutil.copytree(self.path, path)
         self.engine = self.open()
-        return {"turns": self.done, "embedder": embedder, "stored": self.stored, "path": path}
+        return {"turns": self.done, "embedder": embedder, "stored": self.stored, "path": path,
+                "settings": self.settings}
 
     def talk(self, until: Callable[[], bool], *, suffix: bool = False) -> None:
         while not until():

@@ -242,7 +242,6 @@ class RecallIndex:
         if self.subjects[self.units[i].subject] <= 0:
             del self.subjects[self.units[i].subject]
         last = len(self.units) - 1
-        self._norm = None
         if i != last:  # move the last entry into the hole
             for w, count in self.tf[last].items():
                 self._arrays.pop(w, None)
