@@ -6,9 +6,9 @@
 One user talks: LoCoMo turns replayed in order (one minute apart), and at each
 checkpoint the store is copied aside. Two engines run the same stream side by
 side: one with the hashing embedder ("no model") and one with all-MiniLM-L6-v2 on
-one torch thread (query embedding included in the time). ``--queries`` build()
-calls are timed per row with LoCoMo questions as the current input (the working
-set caught up first, so only build() is timed). Rows:
+one thread, on ONNX Runtime when installed (query embedding included in the time).
+``--queries`` build() calls are timed per row with LoCoMo questions as the current
+input (the working set caught up first, so only build() is timed). Rows:
 
 * turns 100, 1,000 and 10,000, from the copies: one embedder's copies open at
   once and timed in ``--rounds`` rounds, taking turns in alternating order. A
@@ -193,12 +193,14 @@ class Talker:
 
 
 def run(checkpoints: list[int], stored_units: int, queries: int,
-        stress_units: int, rounds: int) -> list[dict[str, Any]]:
+        stress_units: int, rounds: int) -> tuple[list[dict[str, Any]], str]:
+    """The rows, and what runs MiniLM ("onnx" or "torch")."""
     turns, questions = load(DATA)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         talkers = {"no model": Talker(Path(tmp) / "hash", turns, embedder="hashing"),
                    "MiniLM": Talker(Path(tmp) / "minilm", turns)}
+        backend = getattr(talkers["MiniLM"].engine._recall_engine().embedder, "backend", "?")
         try:
             copies = []
             for target in checkpoints:
@@ -237,7 +239,7 @@ def run(checkpoints: list[int], stored_units: int, queries: int,
                                        questions, queries))
             finally:
                 stress.engine.close()
-    return rows
+    return rows, backend
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -276,8 +278,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = ap.parse_args()
     checkpoints = [100, 1000] if args.quick else [100, 1000, 10000]
-    rows = run(checkpoints, 0 if args.quick else 100_000, args.queries,
-               0 if args.quick else 100_000, args.rounds)
+    rows, backend = run(checkpoints, 0 if args.quick else 100_000, args.queries,
+                        0 if args.quick else 100_000, args.rounds)
     png = ROOT / "benchmarks" / "turn_latency.png"
     plot(rows, png)
     by = {(r["turns"], r["embedder"]): r for r in rows}
@@ -287,7 +289,8 @@ def main() -> int:
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
         f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
         f"- machine: {platform.processor() or platform.machine()}, 2 cores, Python "
-        f"{platform.python_version()}; {args.queries} timed build() calls per row (LoCoMo "
+        f"{platform.python_version()}; MiniLM on {backend} (one thread); "
+        f"{args.queries} timed build() calls per row (LoCoMo "
         "questions), working set caught up before timing; plot: benchmarks/turn_latency.png",
         f"- method: the rows at turns {', '.join(f'{c:,}' for c in checkpoints)} are timed on "
         "copies of the stores made at those turns, one embedder's copies open at once, in "

