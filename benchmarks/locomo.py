@@ -117,6 +117,7 @@ def run(data: Path, embedder: str) -> dict[str, Any]:
     tok = TiktokenTokenizer()
     rows: dict[str, dict[str, list[float]]] = {}
     build_ms: list[float] = []
+    backend = None
     for path in sorted(data.glob("*.json")):
         conv = json.loads(path.read_text())
         with tempfile.TemporaryDirectory(dir=ROOT) as tmp, \
@@ -132,7 +133,9 @@ def run(data: Path, embedder: str) -> dict[str, Any]:
                     raw.append((turn["dia_id"],
                                 f"[{when:%-d %B %Y}] {turn['speaker']}: {text}"))
             whole = "\n".join(t for _d, t in raw)
-            embed = engine._recall_engine().embedder.embed  # the engine's own model
+            embedder_used = engine._recall_engine().embedder  # the engine's own model
+            embed = embedder_used.embed
+            backend = getattr(embedder_used, "backend", None)
             turn_vectors = embed([t for _d, t in raw])
             engine.build("warm-up", user_id=user)  # loads the index once, not timed
             bar = Progress(sum(qa.get("category") in CATEGORIES for qa in conv["qa"]),
@@ -170,7 +173,7 @@ def run(data: Path, embedder: str) -> dict[str, Any]:
                             sum(w in body_words for w in answer_words) / len(answer_words))
                         r.setdefault(f"{name}/tokens", []).append(tokens)
             bar.close()
-    return {"rows": rows, "build_ms": build_ms}
+    return {"rows": rows, "build_ms": build_ms, "backend": backend}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -204,7 +207,8 @@ def main() -> int:
         f"\n## LoCoMo recall quality — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n",
         f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
         f"- machine: {platform.processor() or platform.machine()}, Python "
-        f"{platform.python_version()}; embedder: {args.embedder}; "
+        f"{platform.python_version()}; embedder: {args.embedder}"
+        + (f" (on {result['backend']})" if result["backend"] else "") + "; "
         f"{questions} questions (categories 1-4) over {args.data.name}",
         "- cells: evidence recall / answer containment (means); method in the script's "
         "docstring",

@@ -3,12 +3,18 @@ the hashing fallback."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from memory_plugins import HashingEmbedder, SentenceTransformerEmbedder, ValidationError
+from memory_plugins import (
+    HashingEmbedder,
+    MissingDependencyError,
+    SentenceTransformerEmbedder,
+    ValidationError,
+)
 
 
 def _similar_first(embed) -> None:  # type: ignore[no-untyped-def]
@@ -93,3 +99,44 @@ def test_embedder_arguments_are_checked() -> None:
         SentenceTransformerEmbedder(backend="tensorflow")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="threads"):
         SentenceTransformerEmbedder(threads=0)
+
+
+def test_a_graph_that_runs_but_gives_other_vectors_is_exported_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx = pytest.importorskip("onnx")
+    monkeypatch.setenv("MEMORY_PLUGINS_CACHE", str(tmp_path))
+    first = _minilm("onnx")
+    (path,) = tmp_path.glob("*.onnx")
+    assert path.stat().st_mode & 0o777 == 0o644  # other users of the cache can read it
+    graph = onnx.load(str(path))  # the same graph with one weight matrix scaled
+    weight = max(graph.graph.initializer, key=lambda t: len(t.raw_data))
+    scaled = onnx.numpy_helper.to_array(weight) * 1.5
+    weight.CopyFrom(onnx.numpy_helper.from_array(scaled, weight.name))
+    onnx.save(graph, str(path))
+    mended = _minilm("onnx")
+    assert mended._onnx.exported  # the check caught it
+    assert np.abs(mended.embed(VARIED) - first.embed(VARIED)).max() < 1e-6
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no partial files left
+
+
+def test_a_model_onnx_cannot_run_stays_on_torch(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    st = pytest.importorskip("sentence_transformers")
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("MEMORY_PLUGINS_CACHE", str(tmp_path / "cache"))
+    minilm = _minilm("torch").model
+    cls_pooled = st.SentenceTransformer(modules=[minilm[0], st.models.Pooling(
+        384, pooling_mode="cls")])  # first-token pooling: not what onnx_encoder does
+    cls_pooled.save(str(tmp_path / "cls"))
+    auto = SentenceTransformerEmbedder(str(tmp_path / "cls"))
+    assert auto.backend == "torch" and auto.embed(["hello"]).shape == (1, 384)
+    with pytest.raises(ValidationError, match="mean pooling"):
+        SentenceTransformerEmbedder(str(tmp_path / "cls"), backend="onnx")
+
+
+def test_without_onnxruntime_minilm_runs_on_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sentence_transformers")
+    monkeypatch.setitem(sys.modules, "memory_plugins.onnx_encoder", None)  # import fails
+    assert _minilm("auto").backend == "torch"
+    with pytest.raises(MissingDependencyError, match="onnxruntime"):
+        _minilm("onnx")
