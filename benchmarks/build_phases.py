@@ -112,8 +112,9 @@ def main() -> int:
             times: list[list[float]] = [[] for _ in engines]
             ms: list[Counter[str]] = [Counter() for _ in engines]
             counts: list[Counter[str]] = [Counter() for _ in engines]
-            embed = [engine._recall_engine().embedder for engine in engines]
-            for e in embed:
+            # The engines may share one embedder (MiniLM is loaded once): wrapped once.
+            embedders = {id(e): e for e in (en._recall_engine().embedder for en in engines)}
+            for e in embedders.values():
                 e.embed = phases.timed("embed", e.embed)  # type: ignore[method-assign]
             per_round = args.queries // args.rounds
             for r in range(args.rounds):
