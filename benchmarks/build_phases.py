@@ -9,9 +9,11 @@ is copied at each checkpoint, and ``--queries`` build() calls per copy are timed
 ``--rounds`` rounds, the copies taking turns, with each phase of ``builder.py``
 timed on its own: the recent turns, recall (the query's embedding and the index
 search inside it), scoring by turn, reading the candidates' source turns, packing
-the memories, packing the history. Beside the milliseconds, what each build had to
-handle: entries in the recall index, candidates left after the recent turns', the
-distinct turns they come from, the lines shown and the turns in the history.
+the memories, packing the history ("embed" counts every embedding recall asks
+for: the query's, and the cues of forgotten memories found outside the index).
+Beside the milliseconds, what each build had to handle: entries in the recall
+index, candidates left after the recent turns', the distinct turns they come from,
+the lines shown and the turns in the history.
 
 Prints a table and appends it to benchmarks/RESULTS.md.
 """
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from results import record
 from turn_latency import DATA, ROOT, Talker, load, pct, ready
 
 from memory_plugins import MemoryEngine, builder, recall
@@ -41,13 +44,19 @@ LABELS = {"_recent_turns": "recent turns", "recall_candidates": "recall", "embed
           "_pack_memories": "memories", "_pack_history": "history"}
 
 
+def unexplained(row: dict[str, Any]) -> float:
+    """The mean build's ms outside the top-level phases (embed and search are in recall)."""
+    phases: dict[str, float] = row["ms"]
+    return float(row["mean"]) - sum(phases.get(p, 0.0) for p in PHASES
+                                    if not LABELS[p].startswith("·"))
+
+
 class Phases:
     """Timers around the phases of build(), and counts of what they handled."""
 
     def __init__(self) -> None:
         self.ms: Counter[str] = Counter()  # float values: Counter adds them all the same
         self.counts: Counter[str] = Counter()
-        self.on = True
 
     def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -55,8 +64,7 @@ class Phases:
             try:
                 return fn(*args, **kwargs)
             finally:
-                if self.on:
-                    self.ms[name] += (time.perf_counter() - t0) * 1000  # type: ignore[assignment]
+                self.ms[name] += (time.perf_counter() - t0) * 1000  # type: ignore[assignment]
         return run
 
     def install(self) -> None:
@@ -68,12 +76,10 @@ class Phases:
 
         def pack_memories(engine: MemoryEngine, count: Any, candidates: list[Any],
                           turns: dict[int, Any], system_text: str, budget: int) -> Any:
-            if self.on:
-                self.counts["candidates"] += len(candidates)
-                self.counts["source turns"] += len(turns)
+            self.counts["candidates"] += len(candidates)
+            self.counts["source turns"] += len(turns)
             chosen, used = pack(engine, count, candidates, turns, system_text, budget)
-            if self.on:
-                self.counts["lines shown"] += len(chosen)
+            self.counts["lines shown"] += len(chosen)
             return chosen, used
         builder._pack_memories = pack_memories
 
@@ -90,6 +96,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = ap.parse_args()
+    if args.rounds < 1 or args.queries % args.rounds:
+        ap.error("--queries must be a multiple of --rounds")
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
     settings: dict[str, Any] = {"embedder": "hashing"} if args.embedder == "hashing" else {}
     turns, questions = load(DATA)
@@ -157,23 +165,20 @@ def main() -> int:
         + " | ".join(counted) + " |",
         "|" + "---:|" * (4 + len(PHASES) + 1 + len(counted))]
     for row in rows:
-        timed = sum(row["ms"].get(p, 0.0) for p in PHASES if not LABELS[p].startswith("·"))
         lines.append(
             f"| {row['turns']:,} | {row['entries']:,} | {row['p50']:.3f} | {row['p95']:.3f} | "
             + " | ".join(f"{row['ms'].get(p, 0.0):.3f}" for p in PHASES)
-            + f" | {row['mean'] - timed:.3f} | "
+            + f" | {unexplained(row):.3f} | "
             + " | ".join(f"{row['counts'].get(c, 0.0):.1f}" for c in counted) + " |")
     last = rows[-1]
     growth = ", ".join(
-        f"{LABELS[p]} {last['ms'].get(p, 0.0) - first['ms'].get(p, 0.0):+.3f}"
-        for p in PHASES)
+        [f"{LABELS[p]} {last['ms'].get(p, 0.0) - first['ms'].get(p, 0.0):+.3f}"
+         for p in PHASES] + [f"other {unexplained(last) - unexplained(first):+.3f}",
+                             f"mean build {last['mean'] - first['mean']:+.3f}"])
     lines += ["", f"- p50 at turn {last['turns']:,} / turn {first['turns']:,}: "
               f"{last['p50'] / first['p50']:.2f}x; growth by phase (ms): {growth}"]
     report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out != "-":
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write(report)
+    record(report, args.out)
     return 0
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from memory_plugins import SentenceTransformerEmbedder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import record
 from turn_latency import DATA, ROOT, load, pct
 
 
@@ -99,10 +100,7 @@ def main() -> int:
               "from the cache (the model loaded and checked against torch's vectors both "
               "times)"]
     report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out != "-":
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write(report)
+    record(report, args.out)
     return 0
 
 

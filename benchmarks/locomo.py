@@ -39,6 +39,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from results import record
+
 from memory_plugins import MemoryEngine
 from memory_plugins.cli.progress import Progress
 from memory_plugins.tokenizers import TiktokenTokenizer
@@ -215,10 +217,7 @@ def main() -> int:
         f"- build() latency over these questions: p50 {ms[n // 2]:.1f} ms, "
         f"p95 {ms[int(0.95 * n)]:.1f} ms; run took {time.time() - t0:.0f} s\n",
         table(result), ""])
-    print(report)
-    if args.out != "-":
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write(report + "\n")
+    record(report, args.out, end="\n")
     return 0
 
 

@@ -48,6 +48,7 @@ os.environ.setdefault("MEM0_DIR", tempfile.mkdtemp(prefix="mem0-home-"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from locomo import CATEGORIES, WORD, sessions, turn_text, words
+from results import record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,10 +184,7 @@ def main() -> int:
         "containment = share of the answer's words in the top-k results' text",
         f"- run took {time.time() - t0:.0f} s\n",
         table(results, args.top_k), "", *lines, ""])
-    print(report)
-    if args.out != "-":
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write(report + "\n")
+    record(report, args.out, end="\n")
     return 0
 
 

@@ -47,6 +47,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from results import record
+
 from memory_plugins import MemoryEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,10 +309,7 @@ def main() -> int:
                      f"{r['p50']:.2f} | "
                      f"{r['p95']:.2f} | {ratio} | {r['tokens']:,} |")
     report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out != "-":
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write(report)
+    record(report, args.out)
     return 0
 
 

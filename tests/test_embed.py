@@ -140,3 +140,47 @@ def test_without_onnxruntime_minilm_runs_on_torch(monkeypatch: pytest.MonkeyPatc
     assert _minilm("auto").backend == "torch"
     with pytest.raises(MissingDependencyError, match="onnxruntime"):
         _minilm("onnx")
+
+
+def test_a_cached_graph_that_cannot_run_is_exported_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx = pytest.importorskip("onnx")
+    monkeypatch.setenv("MEMORY_PLUGINS_CACHE", str(tmp_path))
+    _minilm("onnx")
+    (path,) = tmp_path.glob("*.onnx")
+    # A valid graph that loads, with other inputs: running it on the model's fails.
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None])
+    y = onnx.helper.make_tensor_value_info("tokens", onnx.TensorProto.FLOAT, [None])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["tokens"])],
+                                   "other", [x], [y])
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    mended = _minilm("onnx")
+    assert mended._onnx.exported and mended.embed(["hello"]).shape == (1, 384)
+
+
+def test_torch_takes_over_if_onnx_runtime_fails_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("MEMORY_PLUGINS_CACHE", str(tmp_path))
+    embedder, torch = _minilm("auto"), _minilm("torch")
+
+    def broken(texts: list[str]) -> np.ndarray:
+        raise RuntimeError("simulated ONNX Runtime failure")
+
+    monkeypatch.setattr(embedder._onnx, "encode", broken)
+    vectors = embedder.embed(VARIED[:3])
+    assert embedder.backend == "torch" and "simulated" in caplog.text
+    assert np.abs(vectors - torch.embed(VARIED[:3])).max() < 1e-6
+
+
+def test_no_home_directory_means_no_cache_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from memory_plugins.onnx_encoder import cache_dir
+
+    monkeypatch.delenv("MEMORY_PLUGINS_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr("os.path.expanduser", lambda path: path)  # no HOME, no passwd entry
+    assert cache_dir() is None  # not "~/.cache" under the working directory
+    monkeypatch.setenv("XDG_CACHE_HOME", "/var/cache")
+    assert cache_dir() == Path("/var/cache/memory-plugins")

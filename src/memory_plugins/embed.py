@@ -131,6 +131,11 @@ class SentenceTransformerEmbedder:
                 raise MissingDependencyError("onnxruntime", "embeddings",
                                              "Embedding on ONNX Runtime") from exc
             return None
+        except Exception as exc:  # installed, but its import fails (a broken build)
+            if required:
+                raise ValidationError(f"onnxruntime cannot be imported: {exc}") from exc
+            log.warning("%s runs on torch: importing onnxruntime failed: %s", self.name, exc)
+            return None
         with self._lock, self._one_torch_thread():
             try:
                 return OnnxEncoder(self.model, threads=self.threads)
@@ -164,7 +169,12 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             if self._onnx is not None:
-                return np.asarray(self._onnx.encode(texts), dtype=np.float32)
+                try:
+                    return np.asarray(self._onnx.encode(texts), dtype=np.float32)
+                except Exception as exc:  # checked at load, so not expected: torch takes over
+                    log.warning("%s: ONNX Runtime failed (%s); torch runs it from now on",
+                                self.name, exc)
+                    self._onnx, self.backend = None, "torch"
             with self._one_torch_thread():
                 vectors: Any = self.model.encode(texts, batch_size=32,
                                                  normalize_embeddings=True,

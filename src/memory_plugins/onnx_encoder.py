@@ -49,13 +49,14 @@ class UnsupportedModel(Exception):
     """This model (or these library versions) cannot run on ONNX Runtime as-is."""
 
 
-def cache_dir() -> Path:
-    """Where exported graphs are kept across processes."""
+def cache_dir() -> Path | None:
+    """Where exported graphs are kept across processes (None: nowhere, as with no
+    home directory: never a relative path that would land in the working directory)."""
     given = os.environ.get("MEMORY_PLUGINS_CACHE")
     if given:
         return Path(given)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "memory-plugins"
+    return Path(base) / "memory-plugins" if os.path.isabs(base) else None
 
 
 class OnnxEncoder:
@@ -77,14 +78,15 @@ class OnnxEncoder:
                        if k in self._features(["probe"])]
         if self.inputs[:2] != ["input_ids", "attention_mask"]:
             raise UnsupportedModel(f"model inputs {self.inputs}")
-        self.path = cache_dir() / f"{_fingerprint(model)}.onnx"
+        folder = cache_dir()
+        self.path: Path | None = None if folder is None else folder / f"{_fingerprint(model)}.onnx"
         self.exported = False  # made by this process (False: read from the cache)
         expected = model.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True,
                                 show_progress_bar=False)
         self.dim = int(expected.shape[1])
         self._session: Any = None
         with contextlib.suppress(Exception):  # unreadable, damaged, stale: export again
-            if self.path.is_file():
+            if self.path is not None and self.path.is_file():
                 self._session = self._checked(str(self.path), expected)
         if self._session is None:
             graph = self._export()
@@ -130,8 +132,12 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(graph, options,
                                                      providers=["CPUExecutionProvider"])
-        if np.abs(self.encode(PROBES) - expected).max() <= TOLERANCE:
-            return self._session
+        try:
+            if np.abs(self.encode(PROBES) - expected).max() <= TOLERANCE:
+                return self._session
+        except Exception:
+            self._session = None  # a graph that cannot even run is not kept either
+            raise
         self._session = None
         return None
 
@@ -171,12 +177,14 @@ class OnnxEncoder:
 
     def _save(self, graph: bytes) -> None:
         """Keep the graph for later processes, written whole or not at all."""
+        if self.path is None:
+            return
         with contextlib.suppress(OSError):  # a read-only home: export again next time
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
             try:
-                os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users
                 with os.fdopen(fd, "wb") as f:
+                    os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide it from others
                     f.write(graph)
                 os.replace(tmp, self.path)
             except BaseException:
