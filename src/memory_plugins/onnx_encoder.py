@@ -2,9 +2,9 @@
 
 The query embedding is most of build()'s time with MiniLM. Torch spends much of
 it on per-operator overhead for a one-sentence batch; ONNX Runtime runs the same
-graph about 2.5x faster on one thread (300 LoCoMo questions on the slower 2-core
-test VM: 10.2 against 26.0 ms at p50, ``benchmarks/embed_latency.py``), and its
-vectors match ``encode()``'s within 3e-7.
+graph 2.2-2.6x faster on one thread (300 LoCoMo questions on 2-core test VMs:
+7.1 against 15.4 ms and 10.2 against 26.0 ms at p50, ``benchmarks/embed_latency.py``),
+and its vectors match ``encode()``'s within 3e-7.
 
 How it stays the same model:
 
@@ -87,15 +87,15 @@ class OnnxEncoder:
         self._session: Any = None
         with contextlib.suppress(Exception):  # unreadable, damaged, stale: export again
             if self.path is not None and self.path.is_file():
-                self._session = self._checked(str(self.path), expected)
+                self._use(str(self.path), expected)
         if self._session is None:
             graph = self._export()
             self.exported = True
             try:
-                self._session = self._checked(graph, expected)
+                matches = self._use(graph, expected)
             except Exception as exc:
                 raise UnsupportedModel(f"the exported graph failed: {exc}") from exc
-            if self._session is None:
+            if not matches:
                 raise UnsupportedModel("ONNX Runtime's vectors differ from torch's")
             self._save(graph)  # only a graph that passed
 
@@ -121,9 +121,9 @@ class OnnxEncoder:
         norms = np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
         return np.asarray(mean / norms, dtype=np.float32)
 
-    def _checked(self, graph: str | bytes, expected: np.ndarray) -> Any:
-        """A session for ``graph`` (a path or the bytes), or None if its vectors for
-        the probes differ from ``expected`` (torch's)."""
+    def _use(self, graph: str | bytes, expected: np.ndarray) -> bool:
+        """Run on ``graph`` (a path or the bytes) if its vectors for the probes match
+        ``expected`` (torch's); else keep no session. Raises if it cannot run at all."""
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
@@ -132,14 +132,13 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self._session = onnxruntime.InferenceSession(graph, options,
                                                      providers=["CPUExecutionProvider"])
-        try:
-            if np.abs(self.encode(PROBES) - expected).max() <= TOLERANCE:
-                return self._session
-        except Exception:
-            self._session = None  # a graph that cannot even run is not kept either
-            raise
-        self._session = None
-        return None
+        matches = False
+        try:  # encode() runs on self._session
+            matches = bool(np.abs(self.encode(PROBES) - expected).max() <= TOLERANCE)
+        finally:
+            if not matches:  # differs, or cannot even run: not kept
+                self._session = None
+        return matches
 
     def _export(self) -> bytes:
         import onnx  # noqa: F401  (torch.onnx's exporter needs it: ImportError if missing)
