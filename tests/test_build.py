@@ -164,6 +164,37 @@ def test_budget_and_arguments_are_validated(tmp_path: Path) -> None:
             engine.build("hi", user_id="")
 
 
+def test_a_budget_smaller_than_the_tokenizers_fixed_costs_is_refused(tmp_path: Path) -> None:
+    """Found in review: system=0 still paid for the system message (3 tokens), and
+    build() failed with "prompt accounting failed". Each message's fixed cost must
+    fit its section."""
+    tiny = Budget(system=0, memories=0, history=0, current=16, response=1)
+    with (MemoryEngine(tmp_path / "a", budget=tiny, embedder="hashing") as engine,
+          pytest.raises(ValidationError, match=r"Budget\.system needs >= 3")):
+        engine.build("word " * 100, user_id="u")
+    wide = CallableTokenizer(lambda s: len(s.split()), per_message=20)
+    with (MemoryEngine(tmp_path / "b", tokenizer=wide, budget=Budget(current=20),
+                       embedder="hashing") as engine,
+          pytest.raises(ValidationError, match=r"Budget\.current > 23")):
+        engine.build("hi", user_id="u")
+    smallest = Budget(system=3, memories=0, history=0, current=16, response=1)
+    with MemoryEngine(tmp_path / "c", budget=smallest, embedder="hashing") as engine:
+        engine.observe("My dog's name is Potola.", user_id="u")
+        prompt = engine.build("word " * 100, user_id="u", system="")
+        assert_within_budget(engine, prompt)
+        assert prompt.tokens["total"] <= smallest.prompt
+
+
+@pytest.mark.parametrize("returns", [-1, True, "12", None, 2.5])
+def test_a_tokenizer_function_returning_no_count_gets_our_error(
+        tmp_path: Path, returns: object) -> None:
+    with MemoryEngine(tmp_path, tokenizer=lambda s: returns, embedder="hashing") as engine:
+        engine.observe("hello", user_id="u")
+        with pytest.raises(ValidationError, match="must return a token count"):
+            engine.build("hi", user_id="u")
+        assert [t.text for t in engine.turns(user_id="u")] == ["hello"]
+
+
 def test_events_are_delivered(mem: MemoryEngine) -> None:
     seen: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     mem.events.subscribe("*", lambda name, payload: seen.append((name, payload)))

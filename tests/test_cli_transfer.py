@@ -116,6 +116,15 @@ def test_import_refuses_a_store_that_is_not_empty(tmp_path: Path,
     assert export(tmp_path / "a") == before  # nothing added, nothing lost
 
 
+_HEAD = b'{"format": "memory-plugins-export", "version": 1}\n'
+
+
+def _record(**fields: object) -> bytes:
+    record = {"id": 1, "user_id": "u", "session_id": None, "role": "user", "speaker": None,
+              "text": "hi", "timestamp": 1.7e9, "utc_offset_minutes": 0, "metadata": None}
+    return json.dumps({**record, **fields}).encode() + b"\n"
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"", "the export is empty"),
     (b'{"format": "something-else"}\n', "not a memory-plugins export"),
@@ -123,6 +132,8 @@ def test_import_refuses_a_store_that_is_not_empty(tmp_path: Path,
     (b'{"format": "memory-plugins-export", "version": 1}\n{"id": 1,\n', "line 2 is not JSON"),
     (b'{"format": "memory-plugins-export", "version": 1}\n[1, 2]\n', "expected a JSON object"),
     (b'{"format": "memory-plugins-export", "version": 1}\n{"id": 1}\n', "missing fields"),
+    (_HEAD + _record(text=5), "line 2: text must be a str"),
+    (_HEAD + _record(timestamp=-9e10), "line 2: timestamp -90000000000.0 is out of range"),
 ])
 def test_bad_files_are_refused_with_the_line(tmp_path: Path, content: bytes, message: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:

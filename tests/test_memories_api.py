@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
-from memory_plugins import MemoryEngine, NotFoundError, ValidationError
+from memory_plugins import MemoryEngine, NotFoundError, StorageError, ValidationError, rawlog
+from memory_plugins.frames import Turn
 
 WHEN = dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -117,6 +119,17 @@ def test_stats_and_health(engine: MemoryEngine) -> None:
     (lambda e: e.get("12"), "positive int"),
     (lambda e: e.memories(user_id="u", level=7), "level must be"),
     (lambda e: e.memories(user_id="u", limit=-1), "limit"),
+    (lambda e: e.memories(user_id="u", limit=True), "limit"),
+    (lambda e: e.memories(user_id="u", since=float("nan")), "since must be"),
+    # Out of what a datetime can hold: stored, it would fail every later read.
+    (lambda e: e.observe("hi", user_id="u", timestamp=-9e10), "out of range"),
+    (lambda e: e.observe("hi", user_id="u", timestamp=2.6e11), "out of range"),
+    (lambda e: e.observe("hi", user_id="u", timestamp=dt.datetime(
+        1, 1, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=5)))), "out of range"),
+    (lambda e: e.observe("hi", user_id="u", timestamp=dt.datetime.max), "out of range"),
+    (lambda e: e.add("Prefers tea.", user_id="u", timestamp=-9e10), "out of range"),
+    (lambda e: e.observe("hi", user_id="u", metadata=_nested(5000)), "nested too deeply"),
+    (lambda e: e.deep_recall("dog", user_id="u", reconstructor=5), "reconstructor must be"),
 ])
 def test_bad_input_is_refused_and_loses_nothing(engine: MemoryEngine, call, message: str) -> None:  # type: ignore[no-untyped-def]
     kept = engine.observe("My dog's name is Potola.", user_id="u")
@@ -127,12 +140,41 @@ def test_bad_input_is_refused_and_loses_nothing(engine: MemoryEngine, call, mess
     assert engine.verify().ok
 
 
+def _nested(depth: int) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for _ in range(depth):
+        out = {"k": out}
+    return out
+
+
 def test_oversized_turns_are_refused_by_setting(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with MemoryEngine(tmp_path, max_turn_bytes=1000) as engine:
         with pytest.raises(ValidationError, match="max_turn_bytes"):
             engine.observe("x" * 1001, user_id="u")
+        with pytest.raises(ValidationError, match="max_turn_bytes"):  # one frame: one limit
+            engine.observe("short", user_id="u", metadata={"blob": "x" * 1000})
         assert engine.stats().turns == 0
         engine.observe("x" * 1000, user_id="u")
+
+
+def test_a_time_zone_offset_with_seconds_keeps_the_instant(engine: MemoryEngine) -> None:
+    """Historical zones (local mean time) have offsets like -5:00:30; the log keeps
+    whole minutes, so the offset is rounded and the instant stays exact."""
+    odd = dt.timezone(-dt.timedelta(hours=5, seconds=30))
+    when = dt.datetime(1880, 3, 1, 12, 0, tzinfo=odd)
+    turn = engine.get_turn(engine.observe("hi", user_id="u", timestamp=when))
+    assert turn.datetime == when  # the same instant
+    assert turn.datetime.utcoffset() == -dt.timedelta(hours=5)
+
+
+def test_the_edges_of_the_calendar_are_usable(engine: MemoryEngine) -> None:
+    for when in (dt.datetime(2, 1, 1, tzinfo=dt.UTC), dt.datetime(9998, 12, 31, 23, 59)):
+        engine.observe("Ancient or distant news from 0001-01-01, yesterday.", user_id="u",
+                       timestamp=when)
+    prompt = engine.build("What happened on 0001-01-01 or in 9999?", user_id="u")
+    assert "Ancient or distant news" in prompt.text
+    assert [t.datetime.year for t in engine.turns(user_id="u")] == [2, 9998]
+    assert engine.search("distant news", user_id="u")
 
 
 def test_unknown_ids_are_not_found(engine: MemoryEngine) -> None:
@@ -218,3 +260,34 @@ def test_search_finds_the_relevant_memory_and_changes_nothing(engine: MemoryEngi
         engine.search("dog", user_id="ana", limit=0)
     with pytest.raises(ValidationError):
         engine.search(b"dog", user_id="ana")  # type: ignore[arg-type]
+
+
+def test_a_turn_stored_with_an_impossible_time_by_an_older_release_still_reads(
+        engine: MemoryEngine) -> None:
+    """Older releases accepted POSIX times as far out as 1e11 seconds; a turn from
+    3000 BC made every later read of its user fail. It reads, clamped to year 2."""
+    rawlog.append(engine._store, Turn(id=0, user_id="u", session_id=None, role="user",
+                                      speaker=None, text="My dog's name is Potola.",
+                                      timestamp=-9e10))
+    engine.observe("Where does my dog live?", user_id="u", timestamp=WHEN)
+    (old, new) = engine.turns(user_id="u")
+    assert old.datetime.year == 2 and new.datetime == WHEN
+    assert "Potola" in engine.build("What is my dog's name?", user_id="u").text
+    assert engine.search("dog name", user_id="u")
+    assert engine.health().ok
+
+
+@pytest.mark.parametrize(("path", "error"), [
+    ("", ValidationError),
+    ("a\x00b", ValidationError),
+    ("bad-\udcff-name", ValidationError),  # not encodable for the file system
+    (b"bytes/path", ValidationError),
+    ("x" * 300, StorageError),  # a name longer than the file system allows
+])
+def test_store_paths_the_os_cannot_take_get_our_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: object,
+        error: type[Exception]) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error):
+        MemoryEngine(path)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []  # nothing created, not even in the CWD

@@ -1,13 +1,21 @@
-"""Failures that must not stall the store: full maps, an extractor bug."""
+"""Failures that must not stall the store: full maps, an extractor bug, dead readers,
+a failure after a turn is logged, close() racing other threads."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import Overlap
 
-from memory_plugins import MemoryEngine
+from memory_plugins import MemoryEngine, StorageError, StoreClosedError
+from memory_plugins import engine as engine_module
 from memory_plugins import workingset as ws_module
 
 
@@ -146,3 +154,133 @@ def test_a_map_resize_waits_for_readers_and_is_not_starved_by_them(
     resizer = threading.Thread(target=lambda: resize() or done.set())
     resizer.start()
     assert done.wait(5)
+
+
+def _die_inside_a_read(path: Path) -> None:
+    """Another process opens the store, begins a read and is SIGKILLed in it."""
+    code = ("import os, signal, sys\n"
+            "from memory_plugins import MemoryEngine\n"
+            "engine = MemoryEngine(sys.argv[1])\n"
+            "held = engine._store.inbox.read()\n"
+            "txn = held.__enter__()  # inside a read transaction...\n"
+            "os.kill(os.getpid(), signal.SIGKILL)  # ...killed\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+
+
+def test_readers_killed_mid_read_do_not_make_the_store_grow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: each such reader kept its LMDB slot, and with it a snapshot
+    whose pages could never be reused: the inbox grew with every turn (280 MB to
+    670 MB). Maintenance frees the slots of dead processes."""
+    monkeypatch.setattr(engine_module, "_READER_CHECK_S", 0.0)  # every round, not every 10 s
+    path = tmp_path / "memory"
+    with MemoryEngine(path, maintenance="inline", durability="deferred") as engine:
+        engine.observe("before", user_id="u")
+        _die_inside_a_read(path)
+        for i in range(3000):
+            engine.observe(f"turn {i}: my friend {i} lives in Paris.", user_id="u")
+        # Without the fix every turn left its pages to the dead snapshot: 72 MB here.
+        assert engine._store.inbox.used_bytes() < 4 * 1024 * 1024
+        assert engine.stats().turns == 3001 and engine.verify().ok
+
+
+def test_health_and_reopening_free_the_slots_of_dead_readers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "memory"
+    with MemoryEngine(path) as engine:
+        engine.observe("hello", user_id="u")
+        _die_inside_a_read(path)
+        with caplog.at_level(logging.WARNING, logger="memory_plugins"):
+            assert engine.health().ok
+        assert "freed 1 reader slot(s)" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="memory_plugins"):
+            engine.health()
+        assert "freed" not in caplog.text
+    _die_inside_a_read(path)
+    with MemoryEngine(path) as engine:  # the open frees them: none left for health()
+        with caplog.at_level(logging.WARNING, logger="memory_plugins"):
+            engine.health()
+        assert "freed" not in caplog.text
+        assert [t.text for t in engine.turns(user_id="u")] == ["hello"]
+
+
+@pytest.mark.parametrize("maintenance", ["inline", "background"])
+def test_observe_returns_the_id_once_the_turn_is_logged_whatever_fails_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, maintenance: str) -> None:
+    """Found in review: a failure to apply a logged turn to the working set reached
+    the caller, who would log the turn again. The turn is kept; health() says what
+    failed; the next read applies it."""
+    real = ws_module.WorkingSet.catch_up
+
+    def full_disk(*args: object, **kwargs: object) -> object:
+        raise StorageError("write to the working set failed: No space left on device")
+
+    with MemoryEngine(tmp_path, maintenance=maintenance, max_pending_turns=1) as engine:
+        monkeypatch.setattr(ws_module.WorkingSet, "catch_up", full_disk)
+        first = engine.observe("My dog's name is Potola.", user_id="u")
+        second = engine.observe("I live in Porto.", user_id="u")
+        assert [t.id for t in engine.turns(user_id="u")] == [first, second]
+        health = engine.health()
+        assert not health.ok and "No space left" in health.checks["maintenance"]
+        monkeypatch.setattr(ws_module.WorkingSet, "catch_up", real)
+        assert [m.text for m in engine.memories(user_id="u")] == [
+            "My dog's name is Potola.", "I live in Porto."]
+        engine.observe("Tea, please.", user_id="u")
+        assert engine.health().ok
+
+
+def test_add_says_when_it_was_logged_but_not_applied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(*args: object, **kwargs: object) -> object:
+        raise StorageError("No space left on device")
+
+    with MemoryEngine(tmp_path) as engine:
+        monkeypatch.setattr(ws_module.WorkingSet, "catch_up", full_disk)
+        with pytest.raises(StorageError, match=r"was logged .* do not repeat it"):
+            engine.add("Prefers tea.", user_id="u")
+        monkeypatch.undo()
+        assert [m.text for m in engine.memories(user_id="u")] == ["Prefers tea."]
+
+
+def _observe_until_closed(engine: MemoryEngine, tag: int, start: threading.Barrier,
+                          acked: list[int], errors: list[BaseException]) -> None:
+    start.wait()
+    for i in range(1000):
+        try:
+            acked.append(engine.observe(f"{tag}-{i}", user_id=f"u{tag}"))
+        except StoreClosedError:
+            return
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+            return
+
+
+def test_closing_while_other_threads_observe(tmp_path: Path) -> None:
+    """Each observe() racing close() either returns (and its turn is stored) or
+    raises StoreClosedError; no other error, and no worker is left running."""
+    for attempt in range(20):
+        engine = MemoryEngine(tmp_path)
+        acked: list[int] = []
+        errors: list[BaseException] = []
+        start = threading.Barrier(3)
+        threads = [threading.Thread(target=_observe_until_closed,
+                                    args=(engine, tag, start, acked, errors))
+                   for tag in range(2)]
+        for t in threads:
+            t.start()
+        start.wait()
+        time.sleep(0.002 * (attempt % 5))
+        engine.close()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        with pytest.raises(StoreClosedError):
+            engine.health()
+        assert not any(t.name == "memory-plugins-maintainer" and t.is_alive()
+                       for t in threading.enumerate())
+        with MemoryEngine(tmp_path) as again:
+            stored = {t.id for u in ("u0", "u1") for t in again.turns(user_id=u)}
+        assert set(acked) <= stored

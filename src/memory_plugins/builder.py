@@ -68,6 +68,12 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     per_msg = tok.per_message
     count = _Counts(tok.count)  # the same long texts are weighed several times
     truncated: list[str] = []
+    if budget.system < per_msg or budget.current <= per_msg + tok.per_reply:
+        raise ValidationError(
+            f"this Budget is too small for its tokenizer: every message costs "
+            f"{per_msg} tokens and the reply's priming {tok.per_reply}, so Budget.system "
+            f"needs >= {per_msg} (got {budget.system}) and Budget.current > "
+            f"{per_msg + tok.per_reply} (got {budget.current})")
 
     # 1. system
     system_text = DEFAULT_SYSTEM if system is None else system

@@ -24,6 +24,7 @@ import datetime as dt
 import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -58,6 +59,7 @@ T = TypeVar("T")
 log = logging.getLogger("memory_plugins")
 _SETTINGS_KEY = b"settings"
 _CATCH_UP_BATCH = 64  # turns per working-set transaction: short log snapshots
+_READER_CHECK_S = 10.0  # how often maintenance frees the reader slots of dead processes
 _shared: dict[str, Any] = {}  # process-wide tokenizer and embedder (loading costs seconds)
 _shared_lock = threading.Lock()
 
@@ -173,8 +175,11 @@ class MemoryEngine:
             self._archived_hint = view.archived  # last turn seen in the log's archive
             self._newest_hint = rawlog.last_seq(view)  # last turn seen logged
         self._move_error: StorageError | None = None  # the last inline move's, if it failed
+        self._apply_error: Exception | None = None  # the last after-append apply's, if failed
+        self._readers_checked = time.monotonic()  # the store's open checked them
         self._maintainer: Maintainer | None = None
         self._maintainer_lock = threading.Lock()
+        self._closing = False
 
     def _load_settings(self, given: dict[str, Any]) -> Settings:
         meta = self._store.log.dbs["meta"]
@@ -285,6 +290,8 @@ class MemoryEngine:
         archive if it has grown (rawlog.py): the background worker's round, or
         each observe()'s with maintenance="inline"."""
         self._catch_up(background=background)
+        if time.monotonic() - self._readers_checked >= _READER_CHECK_S:
+            self._clear_stale_readers()
         while self._newest_hint - self._archived_hint >= rawlog.INBOX_MOVE_AT:
             if not self._move_inbox():
                 return
@@ -305,14 +312,35 @@ class MemoryEngine:
         self._move_error = None
         return moved
 
+    def _clear_stale_readers(self) -> None:
+        self._readers_checked = time.monotonic()
+        cleared = self._store.clear_stale_readers()
+        if cleared:
+            log.warning("%s: freed %d reader slot(s) left by processes that died while "
+                        "reading", self.path, cleared)
+
     def _wake_maintainer(self) -> None:
-        if self.settings.maintenance == "inline":
-            self._maintain(background=False)
-            return
-        if self._newest_hint - self._applied_hint > self.settings.max_pending_turns:
-            self._catch_up()  # the worker fell too far behind: help it
-            return
+        """Apply a durable turn's memories now or soon. A failure here must not
+        reach the caller (who would take the turn for lost and log it again): the
+        turn is in the log, health() says what failed, and the next read applies it."""
+        try:
+            if self.settings.maintenance == "inline":
+                self._maintain(background=False)
+            elif self._newest_hint - self._applied_hint > self.settings.max_pending_turns:
+                self._catch_up()  # the worker fell too far behind: help it
+            else:
+                self._notify_maintainer()
+        except Exception as exc:
+            self._apply_error = exc
+            log.warning("%s: applying a logged turn to the working set failed (it stays "
+                        "in the log; the next read applies it): %s", self.path, exc)
+        else:
+            self._apply_error = None
+
+    def _notify_maintainer(self) -> None:
         with self._maintainer_lock:
+            if self._closing:  # close() ran after this turn was logged
+                return
             if self._maintainer is None:
                 self._maintainer = Maintainer(self)
                 self._maintainer.start()
@@ -324,11 +352,14 @@ class MemoryEngine:
                    speaker: object, timestamp: object, metadata: object) -> Turn:
         if not isinstance(text, str):
             raise ValidationError(f"text must be a str, got {type(text).__name__}")
+        meta = check_metadata(metadata)
         size = len(text.encode("utf-8", "surrogatepass"))
+        if meta:  # stored in the same frame: counted against the same limit
+            size += len(json.dumps(meta, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         if size > self.settings.max_turn_bytes:
             raise ValidationError(
-                f"text is {size} bytes; the limit is {self.settings.max_turn_bytes} "
-                "(setting max_turn_bytes)")
+                f"text and metadata are {size} bytes; the limit is "
+                f"{self.settings.max_turn_bytes} (setting max_turn_bytes)")
         check_id("role", role)
         if isinstance(role, str) and len(role) > 64:
             raise ValidationError("role must be at most 64 characters")
@@ -339,7 +370,7 @@ class MemoryEngine:
         assert isinstance(role, str) and isinstance(user_id, str)
         return Turn(id=0, user_id=user_id, session_id=session_id,  # type: ignore[arg-type]
                     role=role, speaker=speaker, text=text,  # type: ignore[arg-type]
-                    timestamp=ts, utc_offset_minutes=offset, metadata=check_metadata(metadata))
+                    timestamp=ts, utc_offset_minutes=offset, metadata=meta)
 
     def _append(self, turn: Turn) -> int:
         """Make ``turn`` durable in the log; returns its id."""
@@ -433,6 +464,9 @@ class MemoryEngine:
                 f"time_budget_ms must be a number >= 0, got {time_budget_ms!r}")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError(f"limit must be a positive int, got {limit!r}")
+        if reconstructor is not None and not callable(reconstructor):
+            raise ValidationError(f"reconstructor must be a function (query, hits) -> str, "
+                                  f"got {reconstructor!r}")
         words = set(query_words(query))
         deadline = time.perf_counter() + max(0.0, time_budget_ms) / 1000.0
         hits: list[DeepHit] = []
@@ -545,7 +579,7 @@ class MemoryEngine:
         turn = self._make_turn(text, _MEMORY_ROLE, user_id, session_id, None, timestamp,
                                {"op": "add", "type": type, "metadata": meta})
         turn_id = self._append(turn)
-        self._catch_up()
+        self._apply_logged(turn_id)
         try:
             return self.get(turn_id << 8)
         except NotFoundError:  # stored, then evicted at once (a tiny capacity): say so
@@ -553,6 +587,16 @@ class MemoryEngine:
                 f"memory {turn_id << 8} was stored (turn {turn_id}) but pushed out of the "
                 "working set at once by its capacity (warm_units / working_set_tokens); "
                 "it stays in the log") from None
+
+    def _apply_logged(self, turn_id: int) -> None:
+        """Apply a memory operation just logged; if that fails, say it was logged
+        (done again, it would be done twice) and that the next read applies it."""
+        try:
+            self._catch_up()
+        except StorageError as exc:
+            raise StorageError(
+                f"the operation was logged (turn {turn_id}) but not yet applied to the "
+                f"working set: {exc}. The next read applies it; do not repeat it") from exc
 
     def _owner(self, tx: Tx, memory_id: int) -> str:
         turn = rawlog.get_turn(tx.log, memory_id >> 8)
@@ -565,10 +609,13 @@ class MemoryEngine:
         if self._ws.is_deleted(tx, user_id, memory_id):
             raise NotFoundError(f"memory {memory_id} was deleted")
         unit = self._ws.load(tx, user_id, memory_id)
+        if unit is None and not self._ws.original_text(
+                tx, rawlog.get_turn(tx.log, memory_id >> 8), memory_id):
+            raise NotFoundError(f"no memory {memory_id} in this store")
         if unit is None:
             raise NotFoundError(
-                f"memory {memory_id} is not in the working set (forgotten, or never a "
-                "memory); its turn is still in the log: reinforce([id]) brings it back")
+                f"memory {memory_id} is not in the working set (forgotten); its turn is "
+                "still in the log: reinforce([id]) brings it back")
         return unit
 
     def _present(self, tx: Tx, unit: MemoryUnit, now: float) -> MemoryUnit | None:
@@ -609,11 +656,13 @@ class MemoryEngine:
             raise ValidationError(f"type must be one of {list(MEMORY_TYPES)}, got {type!r}")
         if level is not None and level not in (0, 1, 2, 3):
             raise ValidationError(f"level must be 0..3, got {level!r}")
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
             raise ValidationError(f"limit must be a non-negative int, got {limit!r}")
         for name, bound in (("since", since), ("until", until)):
             if bound is not None and (isinstance(bound, bool)
-                                      or not isinstance(bound, int | float)):
+                                      or not isinstance(bound, int | float)
+                                      or math.isnan(bound)):
                 raise ValidationError(f"{name} must be POSIX seconds or None, got {bound!r}")
         self._catch_up()
         with self._ws_read() as tx:
@@ -636,8 +685,8 @@ class MemoryEngine:
             if self._ws.load(tx, user_id, memory_id) is None and not self._ws.original_text(
                     tx, rawlog.get_turn(tx.log, memory_id >> 8), memory_id):
                 raise NotFoundError(f"no memory {memory_id} in this store")
-        self._append(self._make_turn(text, _MEMORY_ROLE, user_id, None, None, None, op))
-        self._catch_up()
+        self._apply_logged(
+            self._append(self._make_turn(text, _MEMORY_ROLE, user_id, None, None, None, op)))
 
     def update(self, memory_id: int, text: str, *,
                metadata: dict[str, Any] | None = None) -> MemoryUnit:
@@ -738,7 +787,12 @@ class MemoryEngine:
 
     def health(self) -> HealthReport:
         """Quick checks (no full log walk; ``verify()`` does that)."""
+        self._store.check_open()
         checks: dict[str, str] = {}
+        try:
+            self._clear_stale_readers()  # before num_readers is read below
+        except StorageError as exc:
+            checks["readers"] = f"cannot check for readers that died: {exc}"
         try:
             with self._ws_read() as tx:
                 newest = rawlog.last_seq(tx.log)
@@ -762,6 +816,9 @@ class MemoryEngine:
         worker = self._maintainer
         if worker is not None and worker.error is not None:
             checks["maintenance"] = f"background maintenance failed: {worker.error}"
+        elif self._apply_error is not None:
+            checks["maintenance"] = (f"applying the last logged turn failed: "
+                                     f"{self._apply_error}; the next read retries")
         for name, env in (("log", self._store.log), ("inbox", self._store.inbox),
                           ("working_set", self._store.ws)):
             info = env.env.info()
@@ -789,6 +846,7 @@ class MemoryEngine:
         log and are applied by whoever opens it next)."""
         with self._maintainer_lock:
             worker, self._maintainer = self._maintainer, None
+            self._closing = True
         if worker is not None:
             worker.stop()
         self.events.close()

@@ -23,6 +23,7 @@ from .dates import annotate
 from .errors import ValidationError
 from .tokenizers import Tokenizer
 from .units import MemoryUnit
+from .validation import clamp_timestamp
 
 __all__ = ["Budget", "Prompt", "Source"]
 
@@ -134,7 +135,7 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 
 
 def human_date(ts: float) -> str:
-    day = dt.datetime.fromtimestamp(ts, dt.UTC)
+    day = dt.datetime.fromtimestamp(clamp_timestamp(ts), dt.UTC)
     return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
@@ -156,7 +157,7 @@ def memory_line(unit: MemoryUnit, level: int, verbatim: str | None, speaker: str
         if verbatim is None:
             return None
         who = f"{speaker}: " if speaker else ""
-        said_at = said_at or dt.datetime.fromtimestamp(unit.created_at, dt.UTC)
+        said_at = said_at or dt.datetime.fromtimestamp(clamp_timestamp(unit.created_at), dt.UTC)
         return f"- [{when}] {who}{sanitize(annotate(verbatim, said_at))}"
     form = unit.form(level)
     return None if form is None else f"- [{when}] {_ISO.sub(_human_iso, sanitize(form))}"

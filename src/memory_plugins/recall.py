@@ -71,21 +71,29 @@ def date_windows(query: str, now: float) -> list[tuple[float, float]]:
         reference = dt.datetime.now(dt.UTC)
     out = []
     for mention in find_dates(query, reference):
-        day = mention.date
-        if mention.granularity == "day":
-            start = dt.datetime.combine(day, dt.time(), dt.UTC) - dt.timedelta(days=1)
-            end = start + dt.timedelta(days=3)
-        elif mention.granularity == "week":  # "two weeks ago": that Monday-to-Sunday week
-            start = dt.datetime.combine(day - dt.timedelta(days=day.weekday()), dt.time(),
-                                        dt.UTC)
-            end = start + dt.timedelta(days=7)
-        elif mention.granularity == "month":  # "a month ago": that calendar month
-            start = dt.datetime.combine(day.replace(day=1), dt.time(), dt.UTC)
-            end = (start + dt.timedelta(days=32)).replace(day=1)
-        else:
+        try:
+            window = _window(mention.date, mention.granularity)
+        except OverflowError:  # a day at the very edge of the calendar (0001-01-01)
             continue
-        out.append((start.timestamp(), end.timestamp()))
+        if window is not None:
+            out.append(window)
     return out
+
+
+def _window(day: dt.date, granularity: str) -> tuple[float, float] | None:
+    """The span (POSIX seconds) one resolved date covers; None for a year."""
+    if granularity == "day":
+        start = dt.datetime.combine(day, dt.time(), dt.UTC) - dt.timedelta(days=1)
+        end = start + dt.timedelta(days=3)
+    elif granularity == "week":  # "two weeks ago": that Monday-to-Sunday week
+        start = dt.datetime.combine(day - dt.timedelta(days=day.weekday()), dt.time(), dt.UTC)
+        end = start + dt.timedelta(days=7)
+    elif granularity == "month":  # "a month ago": that calendar month
+        start = dt.datetime.combine(day.replace(day=1), dt.time(), dt.UTC)
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+    else:
+        return None
+    return start.timestamp(), end.timestamp()
 
 
 def within(created: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:

@@ -199,6 +199,7 @@ class _Read:
                 continue
             except BaseException as exc:
                 env._in_use.leave(depth)
+                env._check_open()  # closed by another thread meanwhile
                 if isinstance(exc, lmdb.Error):
                     raise StorageError(f"read from {str(env.path)!r} failed: {exc}") from exc
                 raise
@@ -273,6 +274,18 @@ class Env:
             raise StorageError(
                 f"cannot open the databases of {str(path)!r}: {exc}. If this is the "
                 "working_set directory, delete it: it is rebuilt from the log") from exc
+        self.stale_readers_cleared = self.clear_stale_readers()
+
+    def clear_stale_readers(self) -> int:
+        """Free the reader slots of processes that died inside a read (SIGKILL, a
+        crash); returns how many. Until freed, each pins the pages its snapshot saw,
+        and the data file grows with every write instead of reusing them."""
+        try:
+            return int(self.env.reader_check())
+        except lmdb.Error as exc:
+            self._check_open()
+            raise StorageError(f"cannot check the readers of {str(self.path)!r}: {exc}"
+                               ) from exc
 
     def _check_derived_format(self, txn: Any, fmt: bytes) -> bool:
         """Drop every database but ``meta`` (their flags may differ from this format's)
@@ -301,6 +314,7 @@ class Env:
         """
         self._check_open()
         with self._write_lock:
+            self._check_open()  # close() holds the lock while it closes
             for _attempt in range(40):
                 try:
                     try:
@@ -401,10 +415,15 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool, map_size: int,
                  flush_interval_ms: int) -> None:
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise ValidationError(f"store path {str(self.path)!r} exists and is not a directory")
-        if (self.path / "data.mdb").exists():
+        self.path = _check_path(path)
+        try:
+            if self.path.exists() and not self.path.is_dir():
+                raise ValidationError(
+                    f"store path {str(self.path)!r} exists and is not a directory")
+            bare = (self.path / "data.mdb").exists()
+        except OSError as exc:  # a name too long, a directory we may not enter
+            raise StorageError(f"cannot open store {str(self.path)!r}: {exc}") from exc
+        if bare:
             raise StorageError(f"{str(self.path)!r} is a bare LMDB environment, not a "
                                "memory-plugins store; choose another path")
         self._in_use = _SharedExclusive()
@@ -537,6 +556,13 @@ class Store:
     def closed(self) -> bool:
         return self.log.closed
 
+    def check_open(self) -> None:
+        self.log._check_open()
+
+    def clear_stale_readers(self) -> int:
+        """``Env.clear_stale_readers`` for each environment; the slots freed."""
+        return sum(env.clear_stale_readers() for env in (self.log, self.inbox, self.ws))
+
     def used_bytes(self) -> int:
         return self.log.used_bytes() + self.inbox.used_bytes() + self.ws.used_bytes()
 
@@ -560,6 +586,21 @@ class Store:
                     inbox.close()
             finally:
                 self.log.close()
+
+
+def _check_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, if the OS can take it as a directory name."""
+    raw = os.fspath(path)
+    if isinstance(raw, bytes) or not raw:
+        raise ValidationError("path must be a non-empty str or PathLike (the store's "
+                              f"directory), got {raw!r}")
+    if "\0" in raw:
+        raise ValidationError(f"path {raw!r} contains a NUL character")
+    try:
+        raw.encode("utf-8")  # LMDB takes paths as UTF-8; a non-UTF-8 file name fails there
+    except UnicodeEncodeError as exc:
+        raise ValidationError(f"path {raw!r} is not valid UTF-8: {exc}") from None
+    return Path(raw)
 
 
 def _boot_id() -> bytes | None:

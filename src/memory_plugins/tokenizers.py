@@ -148,8 +148,14 @@ class CallableTokenizer(_PrefixTruncation):
         self.per_message, self.per_reply = per_message, per_reply
 
     def count(self, text: str) -> int:
-        n = self.fn(text)
-        return n if isinstance(n, int) else len(n)
+        n = self.fn(text)  # an exception of the caller's function reaches the caller
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            return n
+        if isinstance(n, Sequence) and not isinstance(n, str):
+            return len(n)
+        raise ValidationError(
+            f"the tokenizer function must return a token count (an int >= 0) or a list of "
+            f"tokens, got {n!r}")
 
 
 def resolve_tokenizer(spec: Tokenizer | str | Callable[[str], Any] | None) -> Tokenizer:

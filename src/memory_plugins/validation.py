@@ -11,9 +11,16 @@ from typing import Any
 
 from .errors import ValidationError
 
-__all__ = ["MAX_ID_CHARS", "check_id", "check_int_id", "check_metadata", "to_timestamp"]
+__all__ = ["MAX_ID_CHARS", "check_id", "check_int_id", "check_metadata", "clamp_timestamp",
+           "to_timestamp"]
 
 MAX_ID_CHARS = 4096
+
+# Timestamps a stored turn may carry: years 2 to 9998. A year's slack either side of
+# what datetime can hold, so a turn read back in any UTC offset, and a relative date
+# resolved from it ("two weeks ago", "next year"), stays representable.
+MIN_TIMESTAMP = dt.datetime(2, 1, 1, tzinfo=dt.UTC).timestamp()
+MAX_TIMESTAMP = dt.datetime(9999, 1, 1, tzinfo=dt.UTC).timestamp()
 
 
 def check_id(name: str, value: object, *, optional: bool = False) -> None:
@@ -36,6 +43,8 @@ def check_metadata(metadata: object) -> dict[str, Any] | None:
         # Only what reads back identically is accepted: str keys, JSON values.
         text = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
         same = json.loads(text) == metadata and all(isinstance(k, str) for k in metadata)
+    except RecursionError:
+        raise ValidationError("metadata is nested too deeply to store") from None
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"metadata must be JSON-serialisable: {exc}") from exc
     if not same:
@@ -50,16 +59,39 @@ def to_timestamp(timestamp: object) -> tuple[float, int]:
     if timestamp is None:
         return time.time(), 0
     if isinstance(timestamp, dt.datetime):
-        if timestamp.tzinfo is None:
-            return timestamp.replace(tzinfo=dt.UTC).timestamp(), 0
-        offset = timestamp.utcoffset() or dt.timedelta(0)
-        return timestamp.timestamp(), int(offset.total_seconds() // 60)
+        # An offset with seconds (historical local mean times) is rounded to the
+        # minute the log stores; the instant itself is kept exactly.
+        offset = timestamp.utcoffset() if timestamp.tzinfo is not None else None
+        minutes = round((offset or dt.timedelta(0)).total_seconds() / 60)
+        minutes = max(-1439, min(1439, minutes))  # dt.timezone's range: under 24 h
+        if offset is None:
+            timestamp = timestamp.replace(tzinfo=dt.UTC)
+        try:
+            seconds = timestamp.timestamp()
+        except (OverflowError, ValueError) as exc:  # 0001-01-01 with a positive offset
+            raise ValidationError(f"timestamp {timestamp.isoformat()} is out of range: {exc}"
+                                  ) from None
+        return _in_range(seconds, timestamp.isoformat()), minutes
     if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
         raise ValidationError(
             f"timestamp must be a datetime, POSIX seconds or None, got {type(timestamp).__name__}")
-    if not math.isfinite(timestamp) or abs(timestamp) > 1e11:
+    if not math.isfinite(timestamp):
         raise ValidationError(f"timestamp {timestamp!r} is not a usable POSIX time")
-    return float(timestamp), 0
+    return _in_range(float(timestamp), repr(timestamp)), 0
+
+
+def _in_range(seconds: float, shown: str) -> float:
+    if not MIN_TIMESTAMP <= seconds < MAX_TIMESTAMP:
+        raise ValidationError(
+            f"timestamp {shown} is out of range: give a time between the years 2 and 9998 "
+            f"(POSIX seconds {MIN_TIMESTAMP:.0f} to {MAX_TIMESTAMP:.0f})")
+    return seconds
+
+
+def clamp_timestamp(seconds: float) -> float:
+    """``seconds`` inside the range observe() accepts: for reading turns stored before
+    it was checked, which would otherwise fail every read of their user."""
+    return min(max(seconds, MIN_TIMESTAMP), MAX_TIMESTAMP - 1) if math.isfinite(seconds) else 0.0
 
 
 
