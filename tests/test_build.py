@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -183,6 +184,15 @@ def test_a_budget_smaller_than_the_tokenizers_fixed_costs_is_refused(tmp_path: P
         prompt = engine.build("word " * 100, user_id="u", system="")
         assert_within_budget(engine, prompt)
         assert prompt.tokens["total"] <= smallest.prompt
+
+
+def test_a_tokenizer_function_may_return_numpy_counts_or_token_arrays(tmp_path: Path) -> None:
+    for fn in (lambda s: np.int64(len(s.split())), lambda s: np.array(s.split())):
+        with MemoryEngine(tmp_path / str(id(fn)), tokenizer=fn, embedder="hashing") as engine:
+            engine.observe("My dog's name is Potola.", user_id="u")
+            prompt = engine.build("What is my dog called?", user_id="u")
+            assert_within_budget(engine, prompt)
+            assert "Potola" in prompt.text
 
 
 @pytest.mark.parametrize("returns", [-1, True, "12", None, 2.5])

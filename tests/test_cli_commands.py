@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from memory_plugins import MemoryEngine
+from memory_plugins import MemoryEngine, rawlog
 from memory_plugins.cli import main
 from memory_plugins.cli.store import writer_lock
+from memory_plugins.frames import Turn
 
 CLI = [sys.executable, "-m", "memory_plugins"]
 
@@ -105,6 +106,17 @@ def test_stats_and_verify(store: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert '"turns": 1' in capsys.readouterr().out
     assert main(["verify", "--path", str(store)]) == 0
     assert capsys.readouterr().out.startswith("ok: 18 frames, 2 users")
+
+
+def test_stats_of_a_store_holding_an_impossible_time(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Older releases stored POSIX times down to -1e11 (3000 BC); such a store still
+    reads (those times clamped to the year 2)."""
+    with MemoryEngine(tmp_path / "old") as engine:
+        rawlog.append(engine._store, Turn(id=0, user_id="u", session_id=None, role="user",
+                                          speaker=None, text="Long ago.", timestamp=-9e10))
+    assert main(["stats", "--path", str(tmp_path / "old")]) == 0
+    assert "turns 1 (from 0002-01-01 to 0002-01-01)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_recall_explains_what_build_includes(store: Path,

@@ -127,6 +127,7 @@ def test_stats_and_health(engine: MemoryEngine) -> None:
     (lambda e: e.observe("hi", user_id="u", timestamp=dt.datetime(
         1, 1, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=5)))), "out of range"),
     (lambda e: e.observe("hi", user_id="u", timestamp=dt.datetime.max), "out of range"),
+    (lambda e: e.observe("hi", user_id="u", timestamp=10**400), "too large"),
     (lambda e: e.add("Prefers tea.", user_id="u", timestamp=-9e10), "out of range"),
     (lambda e: e.observe("hi", user_id="u", metadata=_nested(5000)), "nested too deeply"),
     (lambda e: e.deep_recall("dog", user_id="u", reconstructor=5), "reconstructor must be"),
@@ -275,6 +276,7 @@ def test_a_turn_stored_with_an_impossible_time_by_an_older_release_still_reads(
     assert "Potola" in engine.build("What is my dog's name?", user_id="u").text
     assert engine.search("dog name", user_id="u")
     assert engine.health().ok
+    assert engine.memories(user_id="u", until=10**400)  # an int past float's range
 
 
 @pytest.mark.parametrize(("path", "error"), [

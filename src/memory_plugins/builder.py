@@ -68,6 +68,9 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     per_msg = tok.per_message
     count = _Counts(tok.count)  # the same long texts are weighed several times
     truncated: list[str] = []
+    # The system message (it carries the memories) and the current input are always
+    # sent, and no section may exceed its own budget: each must hold a message's
+    # fixed cost. (Before this check, system=0 silently used 3 tokens.)
     if budget.system < per_msg or budget.current <= per_msg + tok.per_reply:
         raise ValidationError(
             f"this Budget is too small for its tokenizer: every message costs "

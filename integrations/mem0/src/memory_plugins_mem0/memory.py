@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from memory_plugins import MemoryEngine, MemoryUnit, NotFoundError
+from memory_plugins.validation import checked_metadata
 
 from ._checks import (
     check_expiration,
@@ -177,10 +178,11 @@ class Memory:
         items = normalise_messages(messages)
         limit = self._engine.settings.max_turn_bytes
         for item in items:  # checked before the first message is stored
-            size = len(item["content"].encode("utf-8", "surrogatepass"))
+            size = self._stored_size(item, meta, expires, as_given=not infer)
             if size > limit:
-                raise ValidationError(f"a message is {size} bytes; the limit is {limit} "
-                                      "(setting max_turn_bytes)", "VALIDATION_011")
+                raise ValidationError(f"a message and its metadata are {size} bytes; the "
+                                      f"limit is {limit} (setting max_turn_bytes)",
+                                      "VALIDATION_011")
         with self._lock:
             key = self._register(scope)
             fresh = (self._dedupe.new_messages(key, items) if self.config.dedupe
@@ -193,6 +195,18 @@ class Memory:
                 return {"results": self._add_extracted(key, fresh, meta, when, expires,
                                                        prompt)}
             return {"results": self._observe(key, fresh, meta, when, expires)}
+
+    def _stored_size(self, message: Mapping[str, Any], meta: dict[str, Any],
+                     expires: str | None, *, as_given: bool) -> int:
+        """The bytes the engine counts against max_turn_bytes for this message: its
+        text and the metadata stored with it (add() wraps it in its operation)."""
+        info = self._internal(message, message_hash(message), "add" if as_given else "observe",
+                              expires)
+        stored: dict[str, Any] = {**meta, INTERNAL: info}
+        if as_given:
+            stored = {"op": "add", "type": None, "metadata": stored}
+        return (len(message["content"].encode("utf-8", "surrogatepass"))
+                + checked_metadata(stored)[1])
 
     def _internal(self, message: Mapping[str, Any], digest: str, via: str,
                   expires: str | None) -> dict[str, Any]:
