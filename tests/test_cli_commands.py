@@ -129,6 +129,13 @@ def test_recall_explains_what_build_includes(store: Path,
     assert "Potola" in out
     assert re.search(r"deep recall \(the whole raw log, slow path\): [1-9]", out)
     assert "turn 1 (2026-03-02), score" in out
+    # Each memory shown says the level it is stored at, search hit or not (found in
+    # review: those beyond --limit were all called forgotten).
+    assert main(["recall", "What's my dog's name?", "--path", str(store), "--user", "ana",
+                 "--limit", "1"]) == 0
+    shown = re.findall(r"\(stored ([a-z ()]+)\)", capsys.readouterr().out)
+    kept = [level for level in shown if level != "forgotten (rebuilt from the log)"]
+    assert len(kept) >= 2, shown  # more than the one search hit
 
 
 def test_reading_a_store_that_does_not_exist(tmp_path: Path) -> None:
@@ -146,6 +153,37 @@ def test_a_store_locked_by_another_writer(store: Path, tmp_path: Path) -> None:
         assert run("stats", "--path", str(store)).returncode == 0  # readers are not held up
     assert "already holds 18 turns" in one_line_error(
         run("import", str(tmp_path / "x.jsonl"), "--path", str(store)), 2)
+
+
+def test_store_paths_that_cannot_be_stores(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a store")
+    (tmp_path / "x.jsonl").write_text('{"format": "memory-plugins-export", "version": 1}\n')
+    for path, status in ((tmp_path / "afile", 1), (tmp_path / "afile" / "sub", 1), ("", 2)):
+        done = run("import", str(tmp_path / "x.jsonl"), "--path", str(path))
+        one_line_error(done, status)
+    assert (tmp_path / "afile").read_text() == "not a store"
+
+
+def test_closed_or_full_standard_streams(store: Path) -> None:
+    for redirect in (">&-", "<&- >&-"):  # started with stdout (and stdin) closed
+        done = subprocess.run(f'"{sys.executable}" -m memory_plugins stats --path "{store}" '
+                              f"{redirect}", shell=True, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    if Path("/dev/full").exists():
+        done = subprocess.run(f'"{sys.executable}" -m memory_plugins export --path "{store}" '
+                              "> /dev/full", shell=True, capture_output=True, text=True,
+                              timeout=300)
+        assert "No space left on device" in one_line_error(done, 1)
+
+
+def test_texts_with_lone_surrogates_print(tmp_path: Path) -> None:
+    """The log keeps lone surrogates (what undecodable input became); printing one
+    raised UnicodeEncodeError halfway through the output."""
+    with MemoryEngine(tmp_path / "s", embedder="hashing") as engine:
+        engine.observe("My name is \udcff Bob.", user_id="u")
+    done = run("inspect", "--path", str(tmp_path / "s"), "--user", "u")
+    assert done.returncode == 0 and "My name is \\udcff Bob." in done.stdout, done.stderr
 
 
 def test_a_corrupt_store(store: Path) -> None:

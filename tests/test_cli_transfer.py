@@ -133,6 +133,9 @@ def _record(**fields: object) -> bytes:
     (b'{"format": "memory-plugins-export", "version": 1}\n[1, 2]\n', "expected a JSON object"),
     (b'{"format": "memory-plugins-export", "version": 1}\n{"id": 1}\n', "missing fields"),
     (_HEAD + _record(text=5), "line 2: text must be a str"),
+    (_HEAD + b"[" * 200_000 + b"\n", "line 2 is nested too deeply"),
+    (_HEAD + _record(timestamp=10**400), "line 2: timestamp is an int too large"),
+    (_HEAD + _record(timestamp=10**300), "line 2: timestamp 1e+300 is out of range"),
     (_HEAD + _record(timestamp=-9e10), "line 2: timestamp -90000000000.0 is out of range"),
 ])
 def test_bad_files_are_refused_with_the_line(tmp_path: Path, content: bytes, message: str,

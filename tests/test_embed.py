@@ -11,6 +11,7 @@ import pytest
 
 from memory_plugins import (
     HashingEmbedder,
+    MemoryEngine,
     MissingDependencyError,
     SentenceTransformerEmbedder,
     ValidationError,
@@ -41,9 +42,10 @@ def test_minilm_loads_offline_from_the_bundled_wheel(monkeypatch: pytest.MonkeyP
 
 
 # Texts a host hands us: plain, empty, blank, emoji, CJK, control characters, past
-# the model's 256-token limit (cut), and a batch long enough to be split.
+# the model's 256-token limit (cut), a lone surrogate (the log keeps what undecodable
+# input became), and a batch long enough to be split.
 VARIED = ["I adopted a puppy named Potola last Friday.", "", "   ", "🐶🐶 woof",
-          "日本語のテキストです。", "tab\there\x00nul", "word " * 400,
+          "日本語のテキストです。", "tab\there\x00nul", "word " * 400, "lone \ud800 here",
           *[f"Sentence number {n} about the park." for n in range(40)]]
 
 
@@ -184,3 +186,16 @@ def test_no_home_directory_means_no_cache_file(monkeypatch: pytest.MonkeyPatch) 
     assert cache_dir() is None  # not "~/.cache" under the working directory
     monkeypatch.setenv("XDG_CACHE_HOME", "/var/cache")
     assert cache_dir() == Path("/var/cache/memory-plugins")
+
+
+def test_a_turn_with_a_lone_surrogate_does_not_break_recall(tmp_path: Path) -> None:
+    """Found in review: the model's tokenizer refused the text, and every later
+    build() and search() of that user failed."""
+    embedder = _minilm("auto")
+    backend = embedder.backend
+    with MemoryEngine(tmp_path, embedder=embedder) as engine:
+        engine.observe("My name is \udcff\udcfe Bob. I live in Porto.", user_id="u")
+        prompt = engine.build("Where do I live? \ud800", user_id="u")
+        assert "Porto" in prompt.text
+        assert engine.search("Porto", user_id="u")
+    assert embedder.backend == backend  # ONNX Runtime did not fail over to torch

@@ -37,6 +37,7 @@ import functools
 import hashlib
 import math
 import os
+import shutil
 import struct
 import threading
 import time
@@ -49,7 +50,8 @@ import lmdb
 
 from .errors import StorageError, StoreClosedError, StoreLockedError, ValidationError
 
-__all__ = ["LogView", "Store", "pack_u64", "term_key", "unpack_u64", "user_key"]
+__all__ = ["ENVIRONMENTS", "LogView", "Store", "check_store_path", "erase_store", "pack_u64",
+           "term_key", "unpack_u64", "user_key"]
 
 T = TypeVar("T")
 STORE_FORMAT = b"4"
@@ -419,7 +421,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool, map_size: int,
                  flush_interval_ms: int) -> None:
-        self.path = _check_path(path)
+        self.path = check_store_path(path)
         try:
             if self.path.exists() and not self.path.is_dir():
                 raise ValidationError(
@@ -592,7 +594,24 @@ class Store:
                 self.log.close()
 
 
-def _check_path(path: str | os.PathLike[str]) -> Path:
+ENVIRONMENTS = ("log", "inbox", "working_set")  # a store's directories: nothing else is ours
+
+
+def erase_store(path: str | os.PathLike[str]) -> None:
+    """Delete the store at ``path`` (closed first, by every process): its own
+    directories only; the directory itself too if nothing else is left in it."""
+    root = check_store_path(path)
+    try:
+        for name in ENVIRONMENTS:
+            if (root / name).is_dir():
+                shutil.rmtree(root / name)
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+    except OSError as exc:
+        raise StorageError(f"cannot erase the store at {str(root)!r}: {exc}") from exc
+
+
+def check_store_path(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path, if the OS can take it as a directory name."""
     raw = os.fspath(path)
     if isinstance(raw, bytes) or not raw:

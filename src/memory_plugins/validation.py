@@ -86,7 +86,7 @@ def to_timestamp(timestamp: object) -> tuple[float, int]:
         raise ValidationError("timestamp is an int too large to be POSIX seconds") from None
     if not math.isfinite(seconds):
         raise ValidationError(f"timestamp {timestamp!r} is not a usable POSIX time")
-    return _in_range(seconds, repr(timestamp)), 0
+    return _in_range(seconds, repr(timestamp) if abs(seconds) < 1e15 else f"{seconds:.3g}"), 0
 
 
 def _in_range(seconds: float, shown: str) -> float:

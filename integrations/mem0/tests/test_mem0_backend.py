@@ -139,6 +139,14 @@ def test_user_scope_is_the_core_user(m: Memory) -> None:
     (lambda m: m.update("512", text=7), ValidationError),
     (lambda m: m.add([{"role": "user", "content": "fits"},
                       {"role": "user", "content": "x" * 70_000}], user_id="u"), ValidationError),
+    (lambda m: m.add([{"role": "user", "content": "First fact."},
+                      {"role": "user", "content": "Second.", "name": "n" * 100_000}],
+                     user_id="u"), ValidationError),
+    (lambda m: m.add("x", user_id=b"ana"), ValidationError),
+    (lambda m: m.add("x", user_id=["ana"]), ValidationError),
+    (lambda m: m.delete_all(user_id=True), ValidationError),
+    (lambda m: m.search("x", filters={"user_id": "u"}, threshold=float("nan")),
+     ValidationError),
     # Each message fits, but not with the metadata stored beside it (found in review:
     # the first message was stored, then the second failed with the core's error).
     (lambda m: m.add([{"role": "user", "content": "fits"},
@@ -177,6 +185,17 @@ def test_reset_erases_the_store(m: Memory) -> None:
     m.reset()
     assert texts(m, user_id="jo") == []
     assert m.add("After reset.", user_id="jo", infer=False)["results"]
+
+
+def test_reset_leaves_the_rest_of_the_directory_alone(tmp_path: Path) -> None:
+    """Found in review: reset() deleted the whole directory the store was in."""
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "src").mkdir()
+    with Memory.from_config({"path": str(tmp_path), "embedder": "hashing"}) as m:
+        m.add("Soon gone.", user_id="jo", infer=False)
+        m.reset()
+        assert texts(m, user_id="jo") == []
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "src").is_dir()
 
 
 def test_a_shared_engine_is_not_erased_by_reset(tmp_path: Path) -> None:

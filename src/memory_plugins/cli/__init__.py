@@ -141,10 +141,15 @@ def _import(args: argparse.Namespace) -> int:
             raise NotFoundError(f"no file {args.file!r}") from None
         except OSError as exc:
             raise StorageError(f"cannot read {args.file!r}: {exc.strerror or exc}") from exc
-    with source, open_store(args.path, create=True, writer=True,
-                            durability="deferred") as engine:
-        # deferred: one fsync at the end (flush) instead of one per turn
-        count = transfer.import_lines(engine, source)
+    try:
+        with source, open_store(args.path, create=True, writer=True,
+                                durability="deferred") as engine:
+            # deferred: one fsync at the end (flush) instead of one per turn
+            count = transfer.import_lines(engine, source)
+    except KeyboardInterrupt:
+        print(f"memory-plugins: import interrupted: the store at {args.path} holds only part "
+              "of the file; delete it and import again", file=sys.stderr)
+        return 130
     print(f"imported {count} turns into {args.path}")
     return 0
 
@@ -180,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     # The command's own output is the point; Hugging Face's "Loading weights" bars
     # (MiniLM, when the embeddings extra is installed) would only clutter it.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in ("stdin", "stdout", "stderr"):  # started with one closed (`<&-`, `>&-`)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w"))  # noqa: SIM115
+    for stream in (sys.stdout, sys.stderr):  # the log keeps lone surrogates: print them
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
     try:
         return _run(args, sys.stdout)
@@ -195,3 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memory-plugins: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # writing our output failed (a full disk under `> file`)
+        print(f"memory-plugins: error: {exc.strerror or exc}", file=sys.stderr)
+        return 1

@@ -9,6 +9,7 @@ import json
 from typing import TextIO
 
 from ..engine import MemoryEngine
+from ..errors import NotFoundError
 from ..units import LEVEL_NAMES, MemoryUnit
 from ..validation import clamp_timestamp
 from .chat import describe
@@ -93,6 +94,15 @@ def verify(engine: MemoryEngine, out: TextIO) -> int:
     return 1
 
 
+def _stored_level(engine: MemoryEngine, memory_id: int, user_id: str) -> str:
+    """The level a memory is stored at now (a forgotten one that build() showed has
+    come back from the log)."""
+    try:
+        return LEVEL_NAMES[engine.get(memory_id, user_id=user_id).level]
+    except NotFoundError:
+        return "forgotten (rebuilt from the log)"
+
+
 def recall(engine: MemoryEngine, out: TextIO, *, query: str, user_id: str, limit: int,
            deep: bool) -> int:
     """What build(query) includes, why, and what it left out."""
@@ -103,8 +113,7 @@ def recall(engine: MemoryEngine, out: TextIO, *, query: str, user_id: str, limit
     out.write(f"\nmemories section: {len(chosen)} memories, chosen by relevance and the "
               "value of each fidelity level per token\n")
     for source in chosen:
-        hit = hits.get(source.id)
-        stored = LEVEL_NAMES[hit.memory.level] if hit else "forgotten (rebuilt from the log)"
+        stored = _stored_level(engine, source.id, user_id)
         out.write(f"  memory {source.id}: score {source.score:.3f}, shown "
                   f"{LEVEL_NAMES[source.level]} (stored {stored}), {source.tokens} tokens\n"
                   f"    {_one_line(source.text)}\n")

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..engine import MemoryEngine
 from ..errors import NotFoundError, StorageError, StoreLockedError
+from ..storage import check_store_path
 
 try:
     import fcntl
@@ -38,11 +39,12 @@ def is_store(path: Path) -> bool:
 
 
 @contextmanager
-def writer_lock(path: Path) -> Iterator[None]:
+def writer_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold ``<path>/cli-writer.lock`` exclusively, or raise StoreLockedError."""
-    path.mkdir(parents=True, exist_ok=True)
+    path = check_store_path(path)
     lock_path = path / LOCK_NAME
     try:
+        path.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StorageError(f"cannot create the lock file {str(lock_path)!r}: {exc}") from exc
@@ -67,7 +69,7 @@ def open_store(path: str | os.PathLike[str], *, create: bool = False, writer: bo
                **kwargs: Any) -> Iterator[MemoryEngine]:
     """A MemoryEngine on ``path``; ``create`` allows a new store, ``writer`` takes the
     writer lock first."""
-    where = Path(path)
+    where = check_store_path(path)
     if not create and not is_store(where):
         raise NotFoundError(f"no store at {str(where)!r} (give its directory with --path)")
     if writer:

@@ -120,6 +120,8 @@ def read_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
             obj = json.loads(line)
         except (UnicodeDecodeError, ValueError) as exc:
             raise ValidationError(f"line {n} is not JSON: {exc}") from None
+        except RecursionError:
+            raise ValidationError(f"line {n} is nested too deeply to be a turn") from None
         if not seen_header:
             if not isinstance(obj, dict) or obj.get("format") != FORMAT:
                 raise ValidationError(f"not a memory-plugins export: line 1 must be "

@@ -31,7 +31,7 @@ def check_top_k(top_k: object, threshold: object = None) -> None:
     if threshold is not None:
         if isinstance(threshold, bool) or not isinstance(threshold, int | float):
             raise ValidationError("threshold must be a valid number")
-        if threshold < 0 or threshold > 1:
+        if not 0 <= threshold <= 1:  # NaN too
             raise ValidationError(
                 f"Invalid threshold: {threshold}. Must be between 0 and 1 (inclusive).")
     if isinstance(top_k, bool) or not isinstance(top_k, int):

@@ -69,12 +69,14 @@ def parse_config(config: object) -> Config:
     if ignored:
         log.warning("memory-plugins ignores Mem0 config keys %s: it uses its own store and "
                     "embedder (see the 'path' and 'embedder' keys)", ignored)
-    if embedder is not None and not isinstance(embedder, str | Embedder):
+    if embedder is not None and not (embedder in ("default", "hashing")
+                                     or isinstance(embedder, Embedder)):
         raise ValidationError("embedder must be 'default', 'hashing' or an Embedder, "
                               f"got {embedder!r}", "CONFIG_002")
     path = settings.pop("path", None)
-    if path is not None and not isinstance(path, str | os.PathLike):
-        raise ValidationError(f"path must be a str or PathLike, got {path!r}", "CONFIG_003")
+    if path is not None and (not isinstance(path, str | os.PathLike) or not os.fspath(path)):
+        raise ValidationError(f"path must be a non-empty str or PathLike, got {path!r}",
+                              "CONFIG_003")
     engine = settings.pop("engine", None)
     if engine is not None and not isinstance(engine, MemoryEngine):
         raise ValidationError(f"engine must be a MemoryEngine, got {engine!r}", "CONFIG_004")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from memory_plugins import MemoryEngine, MemoryUnit
+from memory_plugins.validation import MAX_ID_CHARS
 
 from ._items import INTERNAL, internal
 from .exceptions import ValidationError
@@ -63,8 +64,10 @@ def normalise_messages(messages: object) -> list[dict[str, Any]]:
             raise ValidationError("a message's content must be a str or a list of text parts, "
                                   f"got {type(message['content']).__name__}", "VALIDATION_007")
         name = message.get("name")
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise ValidationError(f"a message's name must be a non-empty str, got {name!r}",
+        if name is not None and (not isinstance(name, str) or not name.strip()
+                                 or len(name) > MAX_ID_CHARS):
+            raise ValidationError(f"a message's name must be a non-empty str of at most "
+                                  f"{MAX_ID_CHARS} characters, got {name!r:.80}",
                                   "VALIDATION_008")
         if not text.strip():
             continue  # nothing to remember (Mem0 would store an empty memory)

@@ -37,6 +37,9 @@ def check_entity_id(value: object, name: str) -> str | None:
     """Mem0's rule: None passes; ints become str; trimmed; no empty, no whitespace."""
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValidationError(f"Invalid {name}: must be a str (or an int), got "
+                              f"{type(value).__name__}. Provide a valid identifier.")
     text = value if isinstance(value, str) else str(value)
     text = text.strip()
     if text == "":

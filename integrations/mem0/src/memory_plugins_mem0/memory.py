@@ -23,12 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from memory_plugins import MemoryEngine, MemoryUnit, NotFoundError
+from memory_plugins.storage import erase_store
 from memory_plugins.validation import checked_metadata
 
 from ._checks import (
@@ -92,7 +92,6 @@ class Memory:
         return cls(config_dict)
 
     def _open(self) -> MemoryEngine:
-        self.config.path.mkdir(parents=True, exist_ok=True)
         return MemoryEngine(self.config.path, embedder=self.config.embedder,
                             **self.config.settings)
 
@@ -460,13 +459,13 @@ class Memory:
         return {"message": "Memories deleted successfully!"}
 
     def reset(self) -> None:
-        """Erase the store: its directory is deleted and a fresh one opened. With an
+        """Erase the store: its files are deleted and a fresh store opened. With an
         engine given in the config (not ours to erase), every memory of every scope
         is deleted instead (its log keeps the turns)."""
         with self._lock:
             if self._owns_engine:
                 self._engine.close()
-                shutil.rmtree(self.config.path, ignore_errors=True)
+                erase_store(self.config.path)  # its own files: the directory may hold others
                 self._engine = self._open()
                 self._dedupe = Dedupe(self._engine)
                 self._scopes = None
