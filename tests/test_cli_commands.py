@@ -101,7 +101,7 @@ def test_inspect_groups_memories_by_tier_and_fidelity(store: Path,
 def test_stats_and_verify(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stats", "--path", str(store)]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"users +2\n +turns +18 \(from 2026-03-02 to ", out)
+    assert re.search(r"users +2\n +turns +18 \(first logged 2026-03-02, last ", out)
     assert main(["stats", "--path", str(store), "--user", "bo", "--json"]) == 0
     assert '"turns": 1' in capsys.readouterr().out
     assert main(["verify", "--path", str(store)]) == 0
@@ -116,7 +116,8 @@ def test_stats_of_a_store_holding_an_impossible_time(tmp_path: Path,
         rawlog.append(engine._store, Turn(id=0, user_id="u", session_id=None, role="user",
                                           speaker=None, text="Long ago.", timestamp=-9e10))
     assert main(["stats", "--path", str(tmp_path / "old")]) == 0
-    assert "turns 1 (from 0002-01-01 to 0002-01-01)" in " ".join(capsys.readouterr().out.split())
+    assert "turns 1 (first logged 0002-01-01, last 0002-01-01)" in " ".join(
+        capsys.readouterr().out.split())
 
 
 def test_recall_explains_what_build_includes(store: Path,

@@ -89,7 +89,8 @@ class Stats:
     units_by_tier: dict[str, int]  # hot (this process's RAM), warm (levels 0-1), cold (2-3)
     working_set_tokens: int  # estimated
     log_bytes: int  # bytes of the LMDB files in use (log and working set)
-    oldest: float | None  # timestamps of the first and last turn (POSIX seconds)
+    oldest: float | None  # timestamps of the first and last turn logged (POSIX seconds;
+    # in log order: a back-dated turn logged later does not move oldest)
     newest: float | None
 
 

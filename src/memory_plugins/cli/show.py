@@ -68,7 +68,8 @@ def stats(engine: MemoryEngine, out: TextIO, *, user_id: str | None, as_json: bo
     tiers = ", ".join(f"{n} {k}" for k, n in s.units_by_tier.items())
     out.write(f"{scope} at {engine.path}\n"
               f"  users        {s.users}\n"
-              f"  turns        {s.turns} (from {_day(s.oldest)} to {_day(s.newest)})\n"
+              f"  turns        {s.turns} (first logged {_day(s.oldest)}, last "
+              f"{_day(s.newest)})\n"
               f"  memories     {s.units}: {levels}\n"
               f"  tiers        {tiers}\n"
               f"  working set  ~{s.working_set_tokens} tokens\n"
