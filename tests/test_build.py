@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memory_plugins import MemoryEngine, ValidationError
+from memory_plugins import DeepHit, MemoryEngine, ValidationError
 from memory_plugins.lines import line_of
 from memory_plugins.prompt import Budget, hull, knapsack
 from memory_plugins.tokenizers import CallableTokenizer, TiktokenTokenizer
@@ -66,6 +66,13 @@ def test_a_huge_current_input_is_cut_and_reported(mem: MemoryEngine) -> None:
     assert prompt.tokens["current"] <= mem.budget.current
     assert prompt.truncated and prompt.truncated[0].startswith("current:")
     assert prompt.messages[-1]["content"] and huge.startswith(prompt.messages[-1]["content"])
+    # Far past its budget, an input is cut without being tokenized whole (an 8 MB
+    # word took tiktoken 10 s); the report counts its characters instead.
+    word = "z" * 8_000_000
+    prompt = mem.build(word, user_id="u")
+    assert_within_budget(mem, prompt)
+    assert prompt.truncated[0].endswith("tokens kept of 8,000,000 characters")
+    assert word.startswith(prompt.messages[-1]["content"])
 
 
 def test_long_conversation_keeps_a_constant_size(tmp_path: Path) -> None:
@@ -244,6 +251,27 @@ def test_deep_recall_searches_the_whole_log(tmp_path: Path) -> None:
         assert isinstance(text, str) and "saffron" in text
         assert engine.tokenizer.count(text) <= engine.budget.memories
         assert seen_input == [1]
+
+
+def test_a_reconstructor_gets_the_beginning_of_turns_too_long_for_its_budget(
+        tmp_path: Path) -> None:
+    """Found in review: hits each longer than the memories budget were all dropped,
+    and the reconstructor got none."""
+    with MemoryEngine(tmp_path, embedder="hashing") as engine:
+        for n in range(3):
+            engine.observe(f"Saffron story {n}: " + "the saffron fields were wide. " * 2_000,
+                           user_id="g", timestamp=START)
+        given: list[list[DeepHit]] = []
+
+        def note(query: str, hits: list[DeepHit]) -> str:
+            given.append(hits)
+            return " ".join(hit.text[:40] for hit in hits)
+
+        engine.deep_recall("saffron", user_id="g", reconstructor=note)
+        (hits,) = given
+        assert hits and hits[0].text.startswith("Saffron story 2: the saffron fields")
+        assert sum(engine.tokenizer.count(h.text) + 1 for h in hits) <= engine.budget.memories
+        assert engine.deep_recall("saffron", user_id="g", time_budget_ms=0) == []
 
 
 def test_async_twins_do_not_block_the_loop(mem: MemoryEngine) -> None:

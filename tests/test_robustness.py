@@ -28,9 +28,10 @@ def test_maps_grow_while_the_working_set_catches_up(tmp_path: Path) -> None:
                            user_id=f"u{i % 7}")
         assert engine.stats().turns == 6000
         assert engine.memories(user_id="u3")
-        # Maps grow by doubling, so how full one is after growing is luck: not checked.
+        # A map that is nearly full is no alarm: it grows on demand (found in review:
+        # health() said not ok for a store opened with map_size_mb=1).
         checks = engine.health().checks
-        assert all(v == "ok" for k, v in checks.items() if not k.endswith("_map")), checks
+        assert all(v == "ok" for v in checks.values()), checks
 
 
 def test_a_turn_the_extractor_cannot_handle_stays_in_the_log(
@@ -292,3 +293,29 @@ def test_closing_while_other_threads_observe(tmp_path: Path) -> None:
         with MemoryEngine(tmp_path) as again:
             stored = {t.id for u in ("u0", "u1") for t in again.turns(user_id=u)}
         assert set(acked) <= stored
+
+
+def test_reads_go_on_while_the_working_set_cannot_be_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review on a full disk: observe() went on (LMDB reuses free pages in
+    the log) but every build() failed applying the new turns. A prompt without the
+    newest memories beats none: the turns still show in the history."""
+    with MemoryEngine(tmp_path, embedder="hashing", maintenance="inline") as engine:
+        engine.observe("My dog's name is Potola.", user_id="u")
+        ws = engine._store.ws
+        real = ws.write
+
+        def disk_full(fn: object) -> object:
+            raise StorageError("mdb_txn_commit: No space left on device")
+
+        monkeypatch.setattr(ws, "write", disk_full)
+        engine.observe("I moved to Lisbon last week.", user_id="u")
+        prompt = engine.build("What is my dog's name, and where do I live?", user_id="u")
+        assert "Potola" in prompt.text and "Lisbon" in prompt.text
+        assert engine.search("dog", user_id="u")
+        assert [m.text for m in engine.memories(user_id="u")] == ["My dog's name is Potola."]
+        assert "No space left" in engine.health().checks["maintenance"]
+        monkeypatch.setattr(ws, "write", real)  # space was freed
+        assert [m.text for m in engine.memories(user_id="u")] == [
+            "My dog's name is Potola.", "I moved to Lisbon last week."]
+        assert engine.health().ok

@@ -35,6 +35,7 @@ from .prompt import (
     render_text,
 )
 from .recall import Candidate, Entry, query_words
+from .tokenizers import MAX_CHARS_PER_TOKEN
 from .workingset import caller_metadata
 
 if TYPE_CHECKING:
@@ -89,8 +90,11 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     # 2. current
     room = budget.current - per_msg - tok.per_reply
     current_text = current
-    full_current = count(current)
-    if full_current > room:
+    if len(current) > room * MAX_CHARS_PER_TOKEN:  # far too long: not worth counting whole
+        current_text = tok.truncate(current, room)
+        truncated.append(f"current: {count(current_text)} tokens kept of "
+                         f"{len(current):,} characters")
+    elif (full_current := count(current)) > room:
         current_text = tok.truncate(current, room)
         truncated.append(f"current: {count(current_text)} of {full_current} tokens kept")
     current_tokens = count(current_text) + per_msg + tok.per_reply

@@ -9,20 +9,24 @@ Events (names from the founding Coda WebSocket protocol):
     memory_clear       a memory was deleted     {user_id, memory_id}
 
 The emitting thread pays one queue put; a dispatcher thread calls the
-subscribers, in order. A subscriber that raises is logged and kept.
+subscribers, in order. A subscriber that raises is logged and kept. A subscriber
+that blocks holds up only the others: the queue keeps at most ``MAX_PENDING``
+events (later ones are dropped, with a warning), and ``close()`` waits for the
+dispatcher at most ``CLOSE_TIMEOUT_S`` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ValidationError
+from .errors import StoreClosedError, ValidationError
 
-__all__ = ["EVENTS", "EventBus"]
+__all__ = ["CLOSE_TIMEOUT_S", "EVENTS", "MAX_PENDING", "EventBus"]
 
 EVENTS = ("conversation_turn", "memory_store", "memory_retrieve", "memory_persist",
           "memory_clear")
@@ -30,17 +34,29 @@ log = logging.getLogger("memory_plugins.events")
 Handler = Callable[[str, dict[str, Any]], None]
 
 
+MAX_PENDING = 10_000  # events waiting for a slow subscriber; past it, new ones are dropped
+CLOSE_TIMEOUT_S = 2.0  # close() delivers what is queued for this long, then gives up
+
+
 class EventBus:
     def __init__(self) -> None:
         self._subs: dict[str, list[Handler]] = {name: [] for name in EVENTS}
-        self._queue: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(MAX_PENDING)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closed = False
+        self._abandoned = False  # close() gave up waiting: deliver nothing more
+        self.dropped = 0  # events not delivered: the queue was full, or close() gave up
 
     def subscribe(self, event: str, handler: Handler) -> None:
         """Call ``handler(event, payload)`` for each ``event`` ("*" for all)."""
+        if not callable(handler):
+            raise ValidationError(f"handler must be a function (event, payload), got "
+                                  f"{handler!r}")
         for name in self._names(event):
             with self._lock:
+                if self._closed:
+                    raise StoreClosedError("this MemoryEngine is closed; open a new one")
                 self._subs[name].append(handler)
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, daemon=True,
@@ -54,22 +70,47 @@ class EventBus:
                     self._subs[name].remove(handler)
 
     def emit(self, event: str, payload: dict[str, Any]) -> None:
-        if self._subs[event]:  # nobody listening: not even a queue put
-            self._queue.put((event, payload))
-
-    def drain(self, timeout: float = 5.0) -> None:
-        """Wait until every event emitted so far has been delivered."""
-        if self._thread is None:
+        if not self._subs[event] or self._closed:  # nobody listening: not even a queue put
             return
+        try:
+            self._queue.put_nowait((event, payload))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % MAX_PENDING == 0:
+                log.warning("%d event(s) dropped: a subscriber is too slow to keep up with "
+                            "%d queued events", self.dropped, MAX_PENDING)
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until every event emitted so far has been delivered; False if
+        ``timeout`` seconds were not enough (a subscriber is slow or stuck)."""
+        if self._thread is None:
+            return True
         done = threading.Event()
-        self._queue.put(("__drain__", {"done": done}))
-        done.wait(timeout)
+        try:
+            self._queue.put(("__drain__", {"done": done}), timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        """Deliver what is queued (for at most CLOSE_TIMEOUT_S), then stop."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        if thread is threading.current_thread():  # a subscriber closed the engine
+            self._abandoned = True  # stop after it returns; what is queued is dropped
+            return
+        with contextlib.suppress(queue.Full):  # full: the join below times out anyway
+            self._queue.put(None, timeout=CLOSE_TIMEOUT_S)
+        thread.join(CLOSE_TIMEOUT_S)
+        if thread.is_alive():
+            self._abandoned = True
+            left = self._queue.qsize()
+            self.dropped += left
+            log.warning("closing with a subscriber still running: %d queued event(s) not "
+                        "delivered", left)
 
     def _names(self, event: str) -> tuple[str, ...]:
         if event == "*":
@@ -79,7 +120,7 @@ class EventBus:
         return (event,)
 
     def _run(self) -> None:
-        while True:
+        while not self._abandoned:
             item = self._queue.get()
             if item is None:
                 return
@@ -90,7 +131,9 @@ class EventBus:
             with self._lock:
                 handlers = list(self._subs[event])
             for handler in handlers:
+                if self._abandoned:
+                    return
                 try:
                     handler(event, payload)
-                except Exception:  # a broken subscriber must not stop the others
+                except BaseException:  # a broken subscriber (even SystemExit) stops nothing
                     log.exception("event handler %r failed on %s", handler, event)

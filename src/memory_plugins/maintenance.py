@@ -97,9 +97,10 @@ class Maintainer(threading.Thread):
             try:
                 self.engine._maintain()
                 self.error = None
-            except Exception as exc:  # kept for health(); the next read retries and raises
+            except Exception as exc:  # kept for health(); the next read retries
+                if self.error is None:  # once until it works again, not every round
+                    log.warning("working-set maintenance failed: %s", exc)
                 self.error = exc
-                log.warning("working-set maintenance failed: %s", exc)
 
     def stop(self) -> None:
         self.stopping = True

@@ -332,7 +332,8 @@ class Env:
                     except lmdb.MapResizedError:
                         raise Remap(self, 0) from None  # another process grew it: adopt
                     except lmdb.Error as exc:
-                        raise StorageError(f"write to {str(self.path)!r} failed: {exc}") from exc
+                        raise StorageError(f"write to {str(self.path)!r} failed: {exc}"
+                                           f"{_disk_full_hint(self.path)}") from exc
                 except Remap as remap:  # this map's, or another's read inside ``fn``
                     if _depth():
                         raise
@@ -592,6 +593,16 @@ class Store:
                     inbox.close()
             finally:
                 self.log.close()
+
+
+def _disk_full_hint(path: Path) -> str:
+    """Why a write may have failed: LMDB reports a short write on a full disk as
+    "Input/output error" as often as "No space left on device"."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return ""
+    return f" (the disk is full: {free // 1024} KiB free)" if free < 1024 * 1024 else ""
 
 
 ENVIRONMENTS = ("log", "inbox", "working_set")  # a store's directories: nothing else is ours

@@ -25,13 +25,17 @@ about one vector per indexed memory.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from .embed import Embedder
+from .errors import StorageError
 from .storage import Env, pack_u64, unpack_u64, user_key
+
+log = logging.getLogger(__name__)
 
 __all__ = ["VectorStore", "rounded"]
 
@@ -89,7 +93,10 @@ class VectorStore:
             for unit_id, (cue, vector) in made.items():
                 value = self.fingerprint(cue) + np.asarray(vector, dtype=np.float16).tobytes()
                 txn.put(prefix + pack_u64(unit_id), value, db=self.db)
-        self.env.write(fn)
+        try:
+            self.env.write(fn)
+        except StorageError as exc:  # a cache of what embed() gives: made again when needed
+            log.warning("%s: saving embedding vectors failed: %s", self.env.path, exc)
 
 
 def _entries(cur: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
