@@ -319,3 +319,15 @@ def test_reads_go_on_while_the_working_set_cannot_be_written(
         assert [m.text for m in engine.memories(user_id="u")] == [
             "My dog's name is Potola.", "I moved to Lisbon last week."]
         assert engine.health().ok
+
+
+def test_lowering_a_capacity_warns_that_memories_will_leave(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with MemoryEngine(tmp_path, embedder="hashing") as engine:
+        for i in range(30):
+            engine.observe(f"My friend number {i} is called Rex{i}.", user_id="u")
+    with caplog.at_level(logging.WARNING, logger="memory_plugins"), \
+            MemoryEngine(tmp_path, embedder="hashing", warm_units=10) as engine:
+        engine.observe("One more turn.", user_id="u")
+        assert engine.stats("u").units <= 10 and engine.stats("u").turns == 31
+    assert "warm_units lowered from 4096 to 10" in caplog.text

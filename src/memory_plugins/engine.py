@@ -66,6 +66,7 @@ T = TypeVar("T")
 log = logging.getLogger("memory_plugins")
 _SETTINGS_KEY = b"settings"
 _CATCH_UP_BATCH = 64  # turns per working-set transaction: short log snapshots
+_CAPACITIES = ("warm_units", "working_set_tokens")  # per user: lowering one forgets
 _READER_CHECK_S = 10.0  # how often maintenance frees the reader slots of dead processes
 _shared: dict[str, Any] = {}  # process-wide tokenizer and embedder (loading costs seconds)
 _shared_lock = threading.Lock()
@@ -196,6 +197,13 @@ class MemoryEngine:
             raw = txn.get(_SETTINGS_KEY, db=meta)
             stored = {} if raw is None else json.loads(bytes(raw))
             merged = Settings.from_mapping({**stored, **given})
+            for name in _CAPACITIES:  # lowered: the next turn of each user trims to it
+                before = stored.get(name)
+                if before is not None and getattr(merged, name) < before:
+                    log.warning("%s: %s lowered from %d to %d: at each user's next turn the "
+                                "weakest memories past it leave the working set (they stay "
+                                "in the log)", self._store.path, name, before,
+                                getattr(merged, name))
             if raw is None or any(k not in PROCESS_ONLY for k in given):
                 txn.put(_SETTINGS_KEY, merged.to_json().encode(), db=meta)
             return merged
