@@ -202,6 +202,24 @@ def test_a_tokenizer_function_may_return_numpy_counts_or_token_arrays(tmp_path: 
             assert "Potola" in prompt.text
 
 
+@pytest.mark.parametrize(("text", "limit"), [
+    ("字" * 3_000, 10),  # one "word" of 3,000 characters: it fits whole
+    (" " * 20_000 + "end", 200),  # cl100k has tokens of up to 128 spaces
+    ("#" * 79 + "\nprint(1)\n" * 50, 1),
+    ("Potola is the best dog. " * 45_000, 512),
+])
+def test_truncation_gives_what_tokenizing_the_whole_text_gives(text: str, limit: int) -> None:
+    """Truncation tokenizes a growing prefix, not the whole text (an 8 MB input took
+    seconds); found in review: a fixed 64 characters a token cut text that fit."""
+    words = CallableTokenizer(lambda s: len(s.split()))
+    whole = " ".join(text.split()[:limit])
+    assert words.truncate(text, limit).split() == whole.split()
+    tik = TiktokenTokenizer()
+    ids = tik.encoding.encode(text, disallowed_special=())
+    expected = text if len(ids) <= limit else tik.encoding.decode(ids[:limit])
+    assert tik.truncate(text, limit) == expected
+
+
 @pytest.mark.parametrize("returns", [-1, True, "12", None, 2.5])
 def test_a_tokenizer_function_returning_no_count_gets_our_error(
         tmp_path: Path, returns: object) -> None:
@@ -272,6 +290,12 @@ def test_a_reconstructor_gets_the_beginning_of_turns_too_long_for_its_budget(
         assert hits and hits[0].text.startswith("Saffron story 2: the saffron fields")
         assert sum(engine.tokenizer.count(h.text) + 1 for h in hits) <= engine.budget.memories
         assert engine.deep_recall("saffron", user_id="g", time_budget_ms=0) == []
+    with MemoryEngine(tmp_path / "tiny", embedder="hashing", budget=Budget(memories=11)) as tiny:
+        tiny.observe("saffron " * 5, user_id="g", timestamp=START)
+        tiny.observe("🌼🌼 saffron", user_id="g", timestamp=START)
+        given.clear()
+        tiny.deep_recall("saffron", user_id="g", reconstructor=note)
+        assert given and all(hit.text for hit in given[0])  # no empty hit
 
 
 def test_async_twins_do_not_block_the_loop(mem: MemoryEngine) -> None:

@@ -78,3 +78,36 @@ def test_subscribing_wrongly_or_too_late_is_refused(tmp_path: Path) -> None:
         engine.events.subscribe("conversation_turn", lambda name, payload: None)
     assert not any(t.name == "memory-plugins-events" and t.is_alive()
                    for t in threading.enumerate())
+
+
+def test_close_gives_up_on_a_slow_subscriber_once_and_the_dispatcher_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: with the queue full and a subscriber slow for between one
+    and two timeouts, close() took twice its timeout and left the dispatcher
+    waiting on an empty queue forever."""
+    monkeypatch.setattr(events_module, "MAX_PENDING", 20)
+    monkeypatch.setattr(events_module, "CLOSE_TIMEOUT_S", 0.3)
+    slow = threading.Event()
+    engine = MemoryEngine(tmp_path, embedder="hashing", durability="deferred")
+    engine.events.subscribe("conversation_turn", lambda name, payload: slow.wait(0.45))
+    for i in range(100):
+        engine.observe(f"turn {i}", user_id="u")
+    started = time.monotonic()
+    engine.close()
+    assert time.monotonic() - started < 1.0
+    deadline = time.monotonic() + 5
+    while any(t.name == "memory-plugins-events" and t.is_alive()
+              for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the dispatcher never ended"
+        time.sleep(0.05)
+    assert engine.events.dropped > 0
+
+
+def test_drain_from_a_subscriber_returns_at_once(tmp_path: Path) -> None:
+    answers: list[bool] = []
+    with MemoryEngine(tmp_path, embedder="hashing") as engine:
+        engine.events.subscribe("conversation_turn",
+                                lambda name, payload: answers.append(engine.events.drain(5)))
+        engine.observe("hello", user_id="u")
+        assert engine.events.drain(5)
+    assert answers == [False]  # it would have waited for itself

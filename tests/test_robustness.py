@@ -229,8 +229,7 @@ def test_observe_returns_the_id_once_the_turn_is_logged_whatever_fails_after(
         monkeypatch.setattr(ws_module.WorkingSet, "catch_up", real)
         assert [m.text for m in engine.memories(user_id="u")] == [
             "My dog's name is Potola.", "I live in Porto."]
-        if maintenance == "inline":  # the worker's own error stays until its next round
-            assert engine.health().ok  # the read applied them: nothing left failing
+        assert engine.health().ok  # the read applied them: nothing left failing
         engine.observe("Tea, please.", user_id="u")
         engine.flush()
         assert engine.health().ok

@@ -282,7 +282,7 @@ class MemoryEngine:
         """Apply every logged turn the working set has not seen (read-your-writes)."""
         with self._ws_read() as tx:  # most reads find nothing pending: no write, no fsync
             if self._ws.applied(tx) >= rawlog.last_seq(tx.log):
-                self._apply_error = None
+                self._applied_all()
                 return
         # The worker applies one turn per transaction and yields between them, never
         # inside one: its log snapshot, held across a yield, would pin every page the
@@ -293,10 +293,17 @@ class MemoryEngine:
         while True:
             left = self._ws_write(lambda tx: self._catch_up_batch(tx, batch))
             if left <= 0:
-                self._apply_error = None
+                self._applied_all()
                 return
             if background:
                 yield_gil()
+
+    def _applied_all(self) -> None:
+        """Every logged turn is applied: earlier failures to apply them are over."""
+        self._apply_error = None
+        worker = self._maintainer
+        if worker is not None:
+            worker.error = None
 
     def _catch_up_to_read(self) -> None:
         """``_catch_up`` before a read. If the pending turns cannot be applied (a
@@ -525,6 +532,8 @@ class MemoryEngine:
             if room <= 0:
                 break
             text = tok.truncate(hit.text, room)  # a long turn: its beginning
+            if not text and hit.text:  # not even its first character fits
+                break
             if text != hit.text:
                 hit = dataclasses.replace(hit, text=text)
             kept.append(hit)
@@ -572,8 +581,8 @@ class MemoryEngine:
                     raise CorruptionError(f"turn {seq} is indexed but missing", seq=seq)
                 if turn.user_id == user_id:  # a BLAKE2b collision must not leak data
                     yield turn
-            if len(seqs) < size:
-                return
+            if len(seqs) < size:  # the oldest reached (or the deadline cut the batch:
+                return  # the caller stops there anyway)
             before, size = seqs[-1], min(256, size * 4)
 
     # -- reading the log ------------------------------------------------------

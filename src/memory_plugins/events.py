@@ -21,6 +21,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -70,47 +71,66 @@ class EventBus:
                     self._subs[name].remove(handler)
 
     def emit(self, event: str, payload: dict[str, Any]) -> None:
-        if not self._subs[event] or self._closed:  # nobody listening: not even a queue put
+        if not self._subs[event]:  # nobody listening: not even a queue put
             return
-        try:
-            self._queue.put_nowait((event, payload))
-        except queue.Full:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % MAX_PENDING == 0:
-                log.warning("%d event(s) dropped: a subscriber is too slow to keep up with "
-                            "%d queued events", self.dropped, MAX_PENDING)
+        with self._lock:  # never queued behind close()'s stop marker
+            if self._closed:
+                return
+            try:
+                self._queue.put_nowait((event, payload))
+            except queue.Full:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % MAX_PENDING == 0:
+                    log.warning("%d event(s) dropped: a subscriber is too slow to keep up "
+                                "with %d queued events", self.dropped, MAX_PENDING)
 
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait until every event emitted so far has been delivered; False if
-        ``timeout`` seconds were not enough (a subscriber is slow or stuck)."""
-        if self._thread is None:
-            return True
+        ``timeout`` seconds were not enough (a subscriber is slow or stuck), or if
+        called from a subscriber (it would wait for itself)."""
+        thread = self._thread
+        if thread is None:
+            return not self._abandoned
+        if thread is threading.current_thread():
+            return False
+        deadline = time.monotonic() + timeout
         done = threading.Event()
         try:
             self._queue.put(("__drain__", {"done": done}), timeout=timeout)
         except queue.Full:
             return False
-        return done.wait(timeout)
+        return done.wait(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
-        """Deliver what is queued (for at most CLOSE_TIMEOUT_S), then stop."""
+        """Deliver what is queued (for at most CLOSE_TIMEOUT_S in all), then stop."""
         with self._lock:
             self._closed = True
             thread, self._thread = self._thread, None
         if thread is None:
             return
         if thread is threading.current_thread():  # a subscriber closed the engine
-            self._abandoned = True  # stop after it returns; what is queued is dropped
+            self._abandon()  # stop after it returns: what is queued is dropped
             return
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
         with contextlib.suppress(queue.Full):  # full: the join below times out anyway
             self._queue.put(None, timeout=CLOSE_TIMEOUT_S)
-        thread.join(CLOSE_TIMEOUT_S)
+        thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
-            self._abandoned = True
-            left = self._queue.qsize()
-            self.dropped += left
+            left = self._abandon()
             log.warning("closing with a subscriber still running: %d queued event(s) not "
                         "delivered", left)
+
+    def _abandon(self) -> int:
+        """Stop the dispatcher after the handler it is in; the events dropped."""
+        self._abandoned = True
+        left = 0
+        with contextlib.suppress(queue.Empty):
+            while True:
+                if self._queue.get_nowait() is not None:
+                    left += 1
+        self.dropped += left
+        self._queue.put_nowait(None)  # emptied, and emit() queues nothing once closed
+        return left
 
     def _names(self, event: str) -> tuple[str, ...]:
         if event == "*":

@@ -92,7 +92,7 @@ class Prompt:
     tokens: dict[str, int]  # system, memories, history, current, total
     sources: list[Source]
     max_tokens: int  # the response budget
-    truncated: list[str]  # what was cut, e.g. "current: 9,000 of 12,000 tokens"
+    truncated: list[str]  # what was cut, e.g. "current: 506 tokens kept of 48,000 characters"
     budget: Budget
 
     def alternating(self) -> list[dict[str, str]]:
