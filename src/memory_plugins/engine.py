@@ -8,7 +8,8 @@
 observe() makes the turn durable in the raw log and returns; the working set
 (memories) is derived from the log by a background worker, in log order. Every
 call that reads memories first applies whatever that worker has not applied
-yet, so reads always see every turn observed before them (read-your-writes).
+yet, so reads always see every turn observed before them (read-your-writes);
+if they cannot be applied (a full disk), reads go on without them.
 With ``maintenance="inline"`` observe() applies its turn itself before
 returning.
 

@@ -5,8 +5,11 @@ Events (names from the founding Coda WebSocket protocol):
     conversation_turn  a turn was logged        {turn_id, user_id, session_id, role, timestamp}
     memory_store       memories were added      {user_id, memory_ids, turn_id}
     memory_retrieve    build() chose memories   {user_id, memory_ids, levels, tokens}
-    memory_persist     the store was fsynced    {path}
+    memory_persist     flush() synced the store {path}
     memory_clear       a memory was deleted     {user_id, memory_id}
+
+memory_store's ``memory_ids`` may come from several turns applied together (after a
+reopen, or a burst); its ``turn_id`` is then the last of them.
 
 The emitting thread pays one queue put; a dispatcher thread calls the
 subscribers, in order. A subscriber that raises is logged and kept. A subscriber
