@@ -279,6 +279,12 @@ def test_a_turn_stored_with_an_impossible_time_by_an_older_release_still_reads(
     assert engine.memories(user_id="u", until=10**400)  # an int past float's range
 
 
+def test_an_unknown_embedder_is_refused_before_the_store_opens(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="embedder must be"):
+        MemoryEngine(tmp_path / "s", embedder="minilm")  # type: ignore[arg-type]
+    assert not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize(("path", "error"), [
     ("", ValidationError),
     ("a\x00b", ValidationError),

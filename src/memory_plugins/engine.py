@@ -151,7 +151,8 @@ class MemoryEngine:
             raise ValidationError(f"path must be a str or PathLike, got {type(path).__name__}")
         if budget is not None and not isinstance(budget, Budget):
             raise ValidationError(f"budget must be a Budget, got {type(budget).__name__}")
-        if embedder is not None and not isinstance(embedder, str | Embedder):
+        if embedder is not None and not (embedder in ("default", "hashing")
+                                         or isinstance(embedder, Embedder)):
             raise ValidationError(f"embedder must be an Embedder, 'hashing' or 'default', "
                                   f"got {embedder!r}")
         self.budget = budget or Budget()
