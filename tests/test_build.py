@@ -450,11 +450,13 @@ def test_alternating_messages_suit_strict_chat_templates(mem: MemoryEngine) -> N
     mem.observe("What a lovely name!", role="assistant", user_id="u")
     mem.observe("She is four.", role="user", user_id="u")
     mem.observe("And I walk her daily.", role="user", user_id="u")
+    mem.observe("", role="assistant", user_id="u")  # a model that said nothing
     prompt = mem.build("How old is my dog?", user_id="u")
     messages = prompt.alternating()
     roles = [m["role"] for m in messages]
     assert roles[0] == roles[-1] == "user" and "system" not in roles
     assert all(a != b for a, b in itertools.pairwise(roles))
+    assert all(m["content"].strip() for m in messages)  # Gemma left an empty turn unclosed
     assert messages[0]["content"].startswith(prompt.messages[0]["content"])  # memories kept
     assert messages[-1]["content"].endswith("How old is my dog?")
     tok = mem.tokenizer

@@ -69,3 +69,25 @@ def test_a_full_prompt_still_fits_the_context(example: ModuleType, llm: object,
     assert prompt.truncated  # the current input was cut to its budget, and says so
     assert counted_by_llama <= t["total"] <= b.prompt  # fits with 256 left for the reply
     assert counted_by_llama + prompt.max_tokens <= example.N_CTX
+
+
+def test_undecodable_input_does_not_break_the_chat(example: ModuleType, llm: object,
+                                                   tmp_path: Path) -> None:
+    """Found in review: bytes that are not UTF-8 (read as lone surrogates, which the
+    log keeps) made llama.cpp raise on encoding the prompt, in every later turn."""
+    with example.open_memory(tmp_path / "memory", llm) as engine:
+        engine.observe("caf\udce9 \udcff\udcfe bytes", user_id="me")
+        reply = example.chat_turn(engine, llm, "hello there", max_tokens=4)
+        assert isinstance(reply.text, str)
+        assert "caf? ?? bytes" in str(reply.prompt.messages)  # as the tokenizer counted it
+        assert engine.get_turn(1).text == "caf\udce9 \udcff\udcfe bytes"  # the log: exact
+
+
+def test_the_reply_cap_stays_inside_the_response_budget(example: ModuleType, llm: object,
+                                                       tmp_path: Path) -> None:
+    with example.open_memory(tmp_path / "memory", llm) as engine:
+        prompt = engine.build("hi", user_id="me")
+    assert example.reply_cap(prompt, None) == example.reply_cap(prompt, 10_000) == 256
+    assert example.reply_cap(prompt, 4) == 4
+    with pytest.raises(ValueError, match="at least 1"):
+        example.reply_cap(prompt, -1)  # llama.cpp reads it as "until the context is full"

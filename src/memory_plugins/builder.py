@@ -35,6 +35,7 @@ from .prompt import (
     render_text,
 )
 from .recall import Candidate, Entry, query_words
+from .tokenizers import encodable
 from .workingset import caller_metadata
 
 if TYPE_CHECKING:
@@ -120,8 +121,9 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
     history, history_sources = _pack_history(user_id, recent, candidates, turns, chosen,
                                              history_budget, cost)
 
-    messages = [{"role": "system", "content": system_content}, *history,
-                {"role": "user", "content": current_text}]
+    messages = [{"role": m["role"], "content": encodable(m["content"])} for m in
+                [{"role": "system", "content": system_content}, *history,
+                 {"role": "user", "content": current_text}]]
     history_tokens = sum(source.tokens for source in history_sources)
     total = system_tokens + memory_tokens + history_tokens + current_tokens
     if total > budget.prompt:  # each section was packed inside its room: a bug if not

@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import MissingDependencyError, ValidationError
+from .tokenizers import encodable
 
 log = logging.getLogger("memory_plugins")
 
@@ -167,7 +168,7 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        texts = [_encodable(t) for t in texts]
+        texts = [encodable(t) for t in texts]  # the model's tokenizer refuses surrogates
         with self._lock:
             if self._onnx is not None:
                 try:
@@ -182,22 +183,6 @@ class SentenceTransformerEmbedder:
                                                  convert_to_numpy=True,
                                                  show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
-
-
-def _encodable(text: str) -> str:
-    """``text`` with lone surrogates (which the log keeps, from undecodable input)
-    made U+FFFD: the model's tokenizer refuses them, and a user's every later
-    build() would fail on the one turn that holds one."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-    return text
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def default_embedder() -> Embedder:

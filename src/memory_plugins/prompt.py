@@ -111,8 +111,9 @@ class Prompt:
         out: list[dict[str, str]] = []
         for m in messages[len(system):]:
             role = "assistant" if m["role"] == "assistant" else "user"
-            if not out and role == "assistant":
-                continue
+            if role == "assistant" and (not out or not m["content"].strip()):
+                continue  # a reply opening the history, or an empty one (templates
+                # such as Gemma's would leave its turn unclosed)
             if out and out[-1]["role"] == role:
                 out[-1] = {"role": role, "content": out[-1]["content"] + "\n\n" + m["content"]}
             else:

