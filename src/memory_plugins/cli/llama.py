@@ -116,10 +116,7 @@ def tokenizer_for(llm: Any) -> LlamaCppTokenizer:
 
 def reply(llm: Any, prompt: Prompt, *, max_tokens: int | None = None) -> str:
     """The model's reply to a built prompt (greedy, so runs repeat)."""
-    if max_tokens is not None and (isinstance(max_tokens, bool) or max_tokens < 1):
-        # llama.cpp reads max_tokens <= 0 as "until the context is full"
-        raise ValidationError(f"max_tokens must be at least 1, got {max_tokens!r}")
-    budget = prompt.max_tokens if max_tokens is None else min(max_tokens, prompt.max_tokens)
+    budget = prompt.reply_tokens(max_tokens)
     out = llm.create_chat_completion(messages=prompt.alternating(),
                                      max_tokens=budget, temperature=0.0)
     return str(out["choices"][0]["message"]["content"] or "").strip()
