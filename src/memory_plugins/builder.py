@@ -35,7 +35,7 @@ from .prompt import (
     render_text,
 )
 from .recall import Candidate, Entry, query_words
-from .tokenizers import encodable
+from .tokenizers import MAX_CHARS_PER_TOKEN, encodable
 from .workingset import caller_metadata
 
 if TYPE_CHECKING:
@@ -89,8 +89,11 @@ def build_prompt(engine: MemoryEngine, current: str, user_id: str,
 
     # 2. current
     room = budget.current - per_msg - tok.per_reply
-    # Cut without counting the whole input first: 8 MB took tiktoken seconds.
-    current_text = tok.truncate(current, room)
+    # Counted once (cached) when it may fit; a huge input is cut without counting it
+    # whole first: 8 MB took tiktoken seconds.
+    current_text = current
+    if len(current) > room * MAX_CHARS_PER_TOKEN or count(current) > room:
+        current_text = tok.truncate(current, room)
     if current_text != current:
         truncated.append(f"current: {count(current_text)} tokens kept of "
                          f"{len(current):,} characters")
