@@ -81,6 +81,12 @@ def _shared_default(name: str, make: Callable[[], Any]) -> Any:
 _MEMORY_ROLE = "memory"  # the role of turns logged by add/update/delete
 
 
+def added_metadata(type: str | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """What add() logs as its turn's metadata: the operation around the caller's (so a
+    caller can tell the size it will have against max_turn_bytes before adding)."""
+    return {"op": "add", "type": type, "metadata": metadata}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Stats:
     """Counts and sizes of a store, or of one user in it."""
@@ -266,9 +272,8 @@ class MemoryEngine:
                 embedder: Embedder = _shared_default("embedder", default_embedder)
             elif spec == "hashing":
                 embedder = HashingEmbedder()
-            elif isinstance(spec, str):
-                raise ValidationError(f"embedder must be 'default' or 'hashing', got {spec!r}")
             else:
+                assert not isinstance(spec, str)  # __init__ refused any other name
                 embedder = spec
             self._recall = Recall(embedder, self.settings.cached_users,
                                   self.settings.recall_forgotten_units,
@@ -315,10 +320,16 @@ class MemoryEngine:
         try:
             self._catch_up()
         except StorageError as exc:
-            if self._apply_error is None:
-                log.warning("%s: pending turns cannot be applied to the working set (%s); "
-                            "reads go on without their memories", self.path, exc)
-            self._apply_error = exc
+            self._apply_failed(exc)
+
+    def _apply_failed(self, exc: Exception) -> None:
+        """Applying logged turns failed: logged once until it works again (not every
+        turn or read), kept for health(). The turns stay in the log."""
+        if self._apply_error is None:
+            log.warning("%s: applying logged turns to the working set failed (they stay in "
+                        "the log; reads go on without their memories and retry): %s",
+                        self.path, exc, exc_info=not isinstance(exc, StorageError))
+        self._apply_error = exc
 
     def _catch_up_batch(self, tx: Tx, limit: int) -> tuple[int, dict[str, Changes]]:
         changes, left = self._ws.catch_up(tx, limit)
@@ -376,11 +387,7 @@ class MemoryEngine:
         except StoreClosedError:  # close() raced this call: the next open applies it
             pass
         except Exception as exc:
-            if self._apply_error is None:  # once until it works again, not every turn
-                log.warning("%s: applying logged turns to the working set failed (they "
-                            "stay in the log; the next read applies them): %s", self.path,
-                            exc, exc_info=not isinstance(exc, StorageError))
-            self._apply_error = exc
+            self._apply_failed(exc)
 
     def _notify_maintainer(self) -> None:
         with self._maintainer_lock:
@@ -632,7 +639,7 @@ class MemoryEngine:
             raise ValidationError("a memory's text must not be empty")
         meta = check_metadata(metadata)
         turn = self._make_turn(text, _MEMORY_ROLE, user_id, session_id, None, timestamp,
-                               {"op": "add", "type": type, "metadata": meta})
+                               added_metadata(type, meta))
         turn_id = self._append(turn)
         self._apply_logged(turn_id)
         try:
@@ -669,14 +676,20 @@ class MemoryEngine:
         user_id = self._owner(tx, memory_id)
         if self._ws.is_deleted(tx, user_id, memory_id):
             raise NotFoundError(f"memory {memory_id} was deleted")
-        unit = self._ws.load(tx, user_id, memory_id)
-        if unit is None and not self._ws.original_text(
-                tx, rawlog.get_turn(tx.log, memory_id >> 8), memory_id):
-            raise NotFoundError(f"no memory {memory_id} in this store")
+        unit = self._unit_or_forgotten(tx, user_id, memory_id)
         if unit is None:
             raise NotFoundError(
                 f"memory {memory_id} is not in the working set (forgotten); its turn is "
                 "still in the log: reinforce([id]) brings it back")
+        return unit
+
+    def _unit_or_forgotten(self, tx: Tx, user_id: str, memory_id: int) -> MemoryUnit | None:
+        """The memory's unit, or None if it was forgotten (its turn still holds it);
+        NotFoundError if the id never named a memory."""
+        unit = self._ws.load(tx, user_id, memory_id)
+        if unit is None and not self._ws.original_text(
+                tx, rawlog.get_turn(tx.log, memory_id >> 8), memory_id):
+            raise NotFoundError(f"no memory {memory_id} in this store")
         return unit
 
     def _present(self, tx: Tx, unit: MemoryUnit, now: float) -> MemoryUnit | None:
@@ -743,9 +756,7 @@ class MemoryEngine:
             user_id = self._owner(tx, memory_id)
             if self._ws.is_deleted(tx, user_id, memory_id):
                 raise NotFoundError(f"memory {memory_id} was already deleted")
-            if self._ws.load(tx, user_id, memory_id) is None and not self._ws.original_text(
-                    tx, rawlog.get_turn(tx.log, memory_id >> 8), memory_id):
-                raise NotFoundError(f"no memory {memory_id} in this store")
+            self._unit_or_forgotten(tx, user_id, memory_id)
         self._apply_logged(
             self._append(self._make_turn(text, _MEMORY_ROLE, user_id, None, None, None, op)))
 

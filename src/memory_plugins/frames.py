@@ -57,7 +57,7 @@ import lz4.block
 
 from ._frame_dictionary import DICTIONARY
 from .errors import CorruptionError
-from .validation import clamp_timestamp
+from .validation import clamp_offset, clamp_timestamp
 
 __all__ = ["FRAME_VERSION", "HASH_SIZE", "ZERO_HASH", "Turn", "decode_frame", "encode_frame",
            "frame_hash", "get_varint", "is_whole", "put_varint", "read_header", "unzigzag",
@@ -100,7 +100,7 @@ class Turn:
     @property
     def datetime(self) -> dt.datetime:
         """The timestamp as an aware datetime in the offset it was given with."""
-        tz = dt.timezone(dt.timedelta(minutes=max(-1439, min(1439, self.utc_offset_minutes))))
+        tz = dt.timezone(dt.timedelta(minutes=clamp_offset(self.utc_offset_minutes)))
         return dt.datetime.fromtimestamp(clamp_timestamp(self.timestamp), tz)
 
 

@@ -132,8 +132,7 @@ class TiktokenTokenizer:
 
     def _ids(self, text: str) -> list[int]:
         # Text is data: special-token strings in it are counted as plain text.
-        return list(self.encoding.encode(text.encode("utf-8", "replace").decode("utf-8"),
-                                         disallowed_special=()))
+        return list(self.encoding.encode(encodable(text), disallowed_special=()))
 
     def count(self, text: str) -> int:
         return len(self._ids(text))
@@ -160,7 +159,7 @@ class LlamaCppTokenizer(_PrefixTruncation):
         self.per_message, self.per_reply = per_message, per_reply
 
     def count(self, text: str) -> int:
-        raw = text.encode("utf-8", "replace")
+        raw = encodable(text).encode("utf-8")
         return len(self.llama.tokenize(raw, add_bos=False, special=False))
 
 

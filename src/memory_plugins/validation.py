@@ -12,7 +12,7 @@ from typing import Any
 from .errors import ValidationError
 
 __all__ = ["MAX_ID_CHARS", "check_id", "check_int_id", "check_metadata", "checked_metadata",
-           "clamp_timestamp", "to_timestamp"]
+           "clamp_offset", "clamp_timestamp", "to_timestamp"]
 
 MAX_ID_CHARS = 4096
 
@@ -67,8 +67,7 @@ def to_timestamp(timestamp: object) -> tuple[float, int]:
         # An offset with seconds (historical local mean times) is rounded to the
         # minute the log stores; the instant itself is kept exactly.
         offset = timestamp.utcoffset() if timestamp.tzinfo is not None else None
-        minutes = round((offset or dt.timedelta(0)).total_seconds() / 60)
-        minutes = max(-1439, min(1439, minutes))  # dt.timezone's range: under 24 h
+        minutes = clamp_offset(round((offset or dt.timedelta(0)).total_seconds() / 60))
         if offset is None:
             timestamp = timestamp.replace(tzinfo=dt.UTC)
         try:
@@ -95,6 +94,11 @@ def _in_range(seconds: float, shown: str) -> float:
             f"timestamp {shown} is out of range: give a time between the years 2 and 9998 "
             f"(POSIX seconds {MIN_TIMESTAMP:.0f} to {MAX_TIMESTAMP:.0f})")
     return seconds
+
+
+def clamp_offset(minutes: int) -> int:
+    """A UTC offset in minutes inside dt.timezone's range (under 24 hours)."""
+    return max(-1439, min(1439, minutes))
 
 
 def clamp_timestamp(seconds: float) -> float:

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from memory_plugins import MemoryEngine, MemoryUnit, NotFoundError
+from memory_plugins.engine import added_metadata
 from memory_plugins.storage import erase_store
 from memory_plugins.validation import checked_metadata
 
@@ -203,7 +204,7 @@ class Memory:
                               expires)
         stored: dict[str, Any] = {**meta, INTERNAL: info}
         if as_given:
-            stored = {"op": "add", "type": None, "metadata": stored}
+            stored = added_metadata(None, stored)
         return (len(message["content"].encode("utf-8", "surrogatepass"))
                 + checked_metadata(stored)[1])
 
