@@ -21,6 +21,7 @@ from .prompt import (
     WHOLE_TURN,
     WHOLE_TURN_MAX_TOKENS,
     Hull,
+    defuse,
     hull,
     human_date,
     level_value,
@@ -67,8 +68,9 @@ class PromptLines:
         if made is None:
             tok = self._tokenizer()
             who = f"{turn.speaker}: " if turn.speaker else ""
-            text = (f"[{human_date(turn.timestamp)}] {who}{annotate(turn.text, turn.datetime)}"
-                    if dated else who + turn.text)
+            said = defuse(turn.text)  # verbatim, but one message whatever it holds
+            text = (f"[{human_date(turn.timestamp)}] {who}{annotate(said, turn.datetime)}"
+                    if dated else who + said)
             made = (text, tok.count(text) + tok.per_message)
             self._history.put(key, made)
         return made
