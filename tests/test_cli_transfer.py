@@ -78,7 +78,9 @@ def test_export_import_export_is_identical(tmp_path: Path) -> None:
 def test_export_is_readable_json_lines(tmp_path: Path) -> None:
     fill(tmp_path / "a")
     lines = export(tmp_path / "a").decode("utf-8", "surrogatepass").splitlines()
-    assert json.loads(lines[0]) == {"format": "memory-plugins-export", "version": 1}
+    assert json.loads(lines[0]) == {"format": "memory-plugins-export", "version": 2}
+    assert json.loads(lines[-1]) == {"end": "memory-plugins-export", "turns": 15}
+    lines = lines[:-1]
     first = json.loads(lines[1])
     assert first["text"] == ODD_TEXTS[0] and "🐕" in lines[1]  # emoji written as themselves
     assert first["utc_offset_minutes"] == 330 and first["metadata"] == {"i": 0, "😀": [1.5]}
@@ -149,13 +151,42 @@ def test_a_bad_line_anywhere_means_nothing_is_imported(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     fill(tmp_path / "a")
     lines = export(tmp_path / "a").splitlines(keepends=True)
-    record = json.loads(lines[-1])
+    record = json.loads(lines[-2])  # the last turn (then the end line)
     record["metadata"]["memory_id"] = 999 << 8  # a delete of a memory the file never made
-    (tmp_path / "bad.jsonl").write_bytes(b"".join(lines[:-1]) + json.dumps(record).encode())
+    (tmp_path / "bad.jsonl").write_bytes(b"".join(lines[:-2]) + json.dumps(record).encode()
+                                         + b"\n" + lines[-1])
     assert main(["import", str(tmp_path / "bad.jsonl"), "--path", str(tmp_path / "b")]) == 2
-    assert f"line {len(lines)}: memory_id {999 << 8} names no memory" in capsys.readouterr().err
+    assert (f"line {len(lines) - 1}: memory_id {999 << 8} names no memory"
+            in capsys.readouterr().err)
     with MemoryEngine(tmp_path / "b") as engine:
         assert engine.stats().turns == 0
+
+
+def test_an_export_cut_short_is_refused(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fill(tmp_path / "a")
+    lines = export(tmp_path / "a").splitlines(keepends=True)
+    (tmp_path / "cut.jsonl").write_bytes(b"".join(lines[:-3]))  # as `head` would leave it
+    assert main(["import", str(tmp_path / "cut.jsonl"), "--path", str(tmp_path / "b")]) == 2
+    assert ("the export is cut short: it ends after 13 turns without its end line"
+            in capsys.readouterr().err)
+    with MemoryEngine(tmp_path / "b") as engine:
+        assert engine.stats().turns == 0  # nothing imported
+    # The end line must count the turns, and nothing may follow it.
+    (tmp_path / "lying.jsonl").write_bytes(b"".join(lines[:-3] + lines[-1:]))
+    assert main(["import", str(tmp_path / "lying.jsonl"), "--path", str(tmp_path / "b")]) == 2
+    assert "line 15: the end line says 15 turns, the file holds 13" in capsys.readouterr().err
+    (tmp_path / "more.jsonl").write_bytes(b"".join(lines + lines[1:2]))
+    assert main(["import", str(tmp_path / "more.jsonl"), "--path", str(tmp_path / "b")]) == 2
+    assert "line 18: nothing may follow the end line (line 17)" in capsys.readouterr().err
+
+
+def test_a_version_1_export_still_imports(tmp_path: Path) -> None:
+    # Version 1, written by earlier releases, had no end line.
+    (tmp_path / "v1.jsonl").write_bytes(_HEAD + _record(text="My dog is Potola."))
+    assert main(["import", str(tmp_path / "v1.jsonl"), "--path", str(tmp_path / "b")]) == 0
+    with MemoryEngine(tmp_path / "b") as engine:
+        assert [t.text for t in engine.turns(user_id="u")] == ["My dog is Potola."]
 
 
 def test_import_from_stdin_and_export_to_stdout(tmp_path: Path) -> None:

@@ -1,12 +1,17 @@
 """Export a store's log as JSONL, and import it into a new store: a lossless round trip.
 
 The log is the store's only truth (memories are derived from it), so an export is
-the log, one turn per line, after a header line:
+the log, one turn per line, between a header line and an end line:
 
-    {"format": "memory-plugins-export", "version": 1}
+    {"format": "memory-plugins-export", "version": 2}
     {"id": 1, "user_id": "u1", "session_id": "s1", "role": "user", "speaker": null,
      "text": "My dog's name is Potola.", "timestamp": 1772442000.0,
      "utc_offset_minutes": 60, "metadata": {"channel": "web"}}
+    {"end": "memory-plugins-export", "turns": 1}
+
+The end line tells a whole file from one cut at a line boundary (a full disk, a
+killed export, ``head``): an import refuses a version 2 file without it. Version 1
+files (no end line) are still read, as they are.
 
 Every field is kept exactly: text byte for byte, timestamps as the float the log
 holds (JSON floats round-trip), explicit memory operations (role "memory", from
@@ -36,7 +41,8 @@ from .progress import Progress
 
 __all__ = ["FORMAT", "VERSION", "export_lines", "import_lines", "read_records"]
 
-FORMAT, VERSION = "memory-plugins-export", 1
+FORMAT, VERSION = "memory-plugins-export", 2
+READS = (1, 2)  # version 1: the same, without the end line
 FIELDS = ("id", "user_id", "session_id", "role", "speaker", "text", "timestamp",
           "utc_offset_minutes", "metadata")
 _MEMORY_ROLE = "memory"
@@ -82,8 +88,11 @@ def export_lines(engine: MemoryEngine, *, user_id: str | None = None) -> Iterato
     yield dump_line({"format": FORMAT, "version": VERSION}) + "\n"
     turns: Iterable[Turn] = (_all_turns(engine) if user_id is None
                              else engine.turns(user_id=user_id))
+    count = 0
     for turn in turns:
         yield dump_line(turn_record(turn)) + "\n"
+        count += 1
+    yield dump_line({"end": FORMAT, "turns": count}) + "\n"
 
 
 def _check_record(n: int, obj: Any) -> dict[str, Any]:
@@ -112,9 +121,15 @@ def _check_record(n: int, obj: Any) -> dict[str, Any]:
 
 
 def read_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for each turn of an export, after checking its header."""
+    """(line number, record) for each turn of an export, after checking its header
+    (and, once all are read, its end line)."""
     seen_header = False
+    version: Any = 0
+    count = 0
+    end: int | None = None  # the end line's number, once read
     for n, raw in enumerate(stream, start=1):
+        if end is not None:
+            raise ValidationError(f"line {n}: nothing may follow the end line (line {end})")
         try:
             line = raw.decode("utf-8", "surrogatepass")
             obj = json.loads(line)
@@ -126,14 +141,26 @@ def read_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(obj, dict) or obj.get("format") != FORMAT:
                 raise ValidationError(f"not a memory-plugins export: line 1 must be "
                                       f'{{"format": "{FORMAT}", ...}}')
-            if obj.get("version") != VERSION:
-                raise ValidationError(f"export format version {obj.get('version')!r} is not "
-                                      f"supported (this release reads version {VERSION})")
+            version = obj.get("version")
+            if version not in READS:
+                raise ValidationError(f"export format version {version!r} is not "
+                                      f"supported (this release reads versions 1 and 2)")
             seen_header = True
             continue
+        if version >= 2 and isinstance(obj, dict) and "end" in obj:
+            if obj != {"end": FORMAT, "turns": count}:
+                raise ValidationError(f"line {n}: the end line says {obj.get('turns')!r} "
+                                      f"turns, the file holds {count}")
+            end = n
+            continue
         yield n, _check_record(n, obj)
+        count += 1
     if not seen_header:
         raise ValidationError("the export is empty (no header line)")
+    if version >= 2 and end is None:
+        raise ValidationError(
+            f"the export is cut short: it ends after {count} turns without its end line "
+            "(the export was interrupted or the file truncated); export it again")
 
 
 def _make_turn(engine: MemoryEngine, rec: dict[str, Any], ids: dict[int, int], n: int) -> Turn:
