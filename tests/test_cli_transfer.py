@@ -131,6 +131,7 @@ def _record(**fields: object) -> bytes:
     (b"", "the export is empty"),
     (b'{"format": "something-else"}\n', "not a memory-plugins export"),
     (b'{"format": "memory-plugins-export", "version": 9}\n', "version 9 is not supported"),
+    (b'{"format": "memory-plugins-export", "version": true}\n', "version True is not supported"),
     (b'{"format": "memory-plugins-export", "version": 1}\n{"id": 1,\n', "line 2 is not JSON"),
     (b'{"format": "memory-plugins-export", "version": 1}\n[1, 2]\n', "expected a JSON object"),
     (b'{"format": "memory-plugins-export", "version": 1}\n{"id": 1}\n', "missing fields"),
@@ -176,6 +177,14 @@ def test_an_export_cut_short_is_refused(tmp_path: Path,
     (tmp_path / "lying.jsonl").write_bytes(b"".join(lines[:-3] + lines[-1:]))
     assert main(["import", str(tmp_path / "lying.jsonl"), "--path", str(tmp_path / "b")]) == 2
     assert "line 15: the end line says 15 turns, the file holds 13" in capsys.readouterr().err
+    for end, message in ((b'{"end": "other", "turns": 15}', "line 17: a malformed end line"),
+                         (b'{"end": "memory-plugins-export", "turns": "15"}',
+                          "line 17: a malformed end line"),
+                         (_record(end=True).strip(), "line 17: missing fields [], unknown "
+                                                     "fields ['end']")):
+        (tmp_path / "odd.jsonl").write_bytes(b"".join(lines[:-1]) + end + b"\n")
+        assert main(["import", str(tmp_path / "odd.jsonl"), "--path", str(tmp_path / "b")]) == 2
+        assert message in capsys.readouterr().err
     (tmp_path / "more.jsonl").write_bytes(b"".join(lines + lines[1:2]))
     assert main(["import", str(tmp_path / "more.jsonl"), "--path", str(tmp_path / "b")]) == 2
     assert "line 18: nothing may follow the end line (line 17)" in capsys.readouterr().err

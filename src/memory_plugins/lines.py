@@ -67,7 +67,7 @@ class PromptLines:
         made = self._history.get(key)
         if made is None:
             tok = self._tokenizer()
-            who = f"{turn.speaker}: " if turn.speaker else ""
+            who = f"{defuse(turn.speaker)}: " if turn.speaker else ""
             said = defuse(turn.text)  # verbatim, but one message whatever it holds
             text = (f"[{human_date(turn.timestamp)}] {who}{annotate(said, turn.datetime)}"
                     if dated else who + said)

@@ -49,8 +49,10 @@ _TAG = re.compile(r"<\|?/?[A-Za-z_][\w:-]{0,40}\|?>|\[/?(?:INST|SYS)\]|<</?SYS>>
 # token and end the message early. Narrower than _TAG: history is shown verbatim,
 # and code such as List<String> must stay as it was said.
 _CONTROL = re.compile(
-    r"<[|｜][^<>\n]{1,60}?[|｜]>|</?(?:start_of_turn|end_of_turn|s|bos|eos|pad|unk)>"
-    r"|\[/?(?:INST|SYS|SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS)\]|<</?SYS>>")
+    r"<[|｜][^\s<>|｜]{1,60}[|｜]>|</?(?:start_of_turn|end_of_turn|s|bos|eos|pad|unk)>"
+    r"|<(?:BOS|EOS)_TOKEN>"
+    r"|\[/?(?:INST|SYS|SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS|THINK"
+    r"|TOOL_CONTENT|ARGS|CALL_ID)\]|<</?SYS>>")
 _DEFUSED = str.maketrans({"<": "‹", ">": "›", "[": "(", "]": ")"})
 
 
@@ -183,7 +185,7 @@ def memory_line(unit: MemoryUnit, level: int, verbatim: str | None, speaker: str
     if level == 0:
         if verbatim is None:
             return None
-        who = f"{speaker}: " if speaker else ""
+        who = f"{sanitize(speaker)}: " if speaker else ""
         said_at = said_at or dt.datetime.fromtimestamp(clamp_timestamp(unit.created_at), dt.UTC)
         return f"- [{when}] {who}{sanitize(annotate(verbatim, said_at))}"
     form = unit.form(level)
@@ -192,7 +194,7 @@ def memory_line(unit: MemoryUnit, level: int, verbatim: str | None, speaker: str
 
 def turn_line(turn_text: str, speaker: str | None, said_at: dt.datetime) -> str:
     """A whole turn as a memory line, dated, its relative dates resolved."""
-    who = f"{speaker}: " if speaker else ""
+    who = f"{sanitize(speaker)}: " if speaker else ""
     return f"- [{human_date(said_at.timestamp())}] {who}{sanitize(annotate(turn_text, said_at))}"
 
 

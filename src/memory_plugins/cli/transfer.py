@@ -142,15 +142,21 @@ def read_records(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise ValidationError(f"not a memory-plugins export: line 1 must be "
                                       f'{{"format": "{FORMAT}", ...}}')
             version = obj.get("version")
-            if version not in READS:
+            if isinstance(version, bool) or version not in READS:
                 raise ValidationError(f"export format version {version!r} is not "
                                       f"supported (this release reads versions 1 and 2)")
             seen_header = True
             continue
-        if version >= 2 and isinstance(obj, dict) and "end" in obj:
-            if obj != {"end": FORMAT, "turns": count}:
-                raise ValidationError(f"line {n}: the end line says {obj.get('turns')!r} "
-                                      f"turns, the file holds {count}")
+        if version >= 2 and isinstance(obj, dict) and "end" in obj and set(obj) <= {
+                "end", "turns"}:
+            turns = obj.get("turns")
+            if obj.get("end") != FORMAT or isinstance(turns, bool) or not isinstance(
+                    turns, int):
+                raise ValidationError(f'line {n}: a malformed end line (expected '
+                                      f'{{"end": "{FORMAT}", "turns": N}})')
+            if turns != count:
+                raise ValidationError(f"line {n}: the end line says {turns} turns, the "
+                                      f"file holds {count}")
             end = n
             continue
         yield n, _check_record(n, obj)
