@@ -119,6 +119,7 @@ def test_import_refuses_a_store_that_is_not_empty(tmp_path: Path,
 
 
 _HEAD = b'{"format": "memory-plugins-export", "version": 1}\n'
+_HEAD2 = b'{"format": "memory-plugins-export", "version": 2}\n'
 
 
 def _record(**fields: object) -> bytes:
@@ -196,6 +197,23 @@ def test_a_version_1_export_still_imports(tmp_path: Path) -> None:
     assert main(["import", str(tmp_path / "v1.jsonl"), "--path", str(tmp_path / "b")]) == 0
     with MemoryEngine(tmp_path / "b") as engine:
         assert [t.text for t in engine.turns(user_id="u")] == ["My dog is Potola."]
+
+
+def test_an_operation_on_a_deleted_memory_is_refused(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # The API refuses it (NotFoundError); a hand-edited file may still hold one.
+    add = _record(role="memory", text="Likes tea.", metadata={"op": "add", "type": None,
+                                                              "metadata": None})
+    delete = _record(id=2, role="memory", text="", metadata={"op": "delete",
+                                                             "memory_id": 1 << 8})
+    update = _record(id=3, role="memory", text="Likes coffee.", metadata={
+        "op": "update", "memory_id": 1 << 8, "metadata": None})
+    end = b'{"end": "memory-plugins-export", "turns": 3}\n'
+    (tmp_path / "x.jsonl").write_bytes(_HEAD2 + add + delete + update + end)
+    assert main(["import", str(tmp_path / "x.jsonl"), "--path", str(tmp_path / "b")]) == 2
+    assert "line 4: an update of memory 256, which line 3 deleted" in capsys.readouterr().err
+    with MemoryEngine(tmp_path / "b") as engine:
+        assert engine.stats().turns == 0
 
 
 def test_import_from_stdin_and_export_to_stdout(tmp_path: Path) -> None:

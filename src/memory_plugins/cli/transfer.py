@@ -209,6 +209,7 @@ def import_lines(engine: MemoryEngine, stream: IO[bytes], *,
     start = stream.tell()
     # Pass 1: check every line, and that the memory ids it refers to resolve.
     ids: dict[int, int] = {}
+    deleted: dict[int, int] = {}  # memory id -> the line that deleted it
     last = 0
     for n, rec in read_records(stream):
         if rec["id"] <= last:
@@ -216,6 +217,14 @@ def import_lines(engine: MemoryEngine, stream: IO[bytes], *,
                                   f"{last})")
         last = rec["id"]
         _make_turn(engine, rec, ids, n)
+        if rec["role"] == _MEMORY_ROLE and "memory_id" in rec["metadata"]:
+            # As update() and delete() refuse a deleted memory, so does the file.
+            memory_id, op = rec["metadata"]["memory_id"], rec["metadata"]["op"]
+            if memory_id in deleted:
+                raise ValidationError(f"line {n}: an {op} of memory {memory_id}, which line "
+                                      f"{deleted[memory_id]} deleted")
+            if op == "delete":
+                deleted[memory_id] = n
         ids[rec["id"]] = len(ids) + 1  # its id in the (empty) store, if all goes in
     stream.seek(start)
     # Pass 2: append, with a progress bar on a terminal.
